@@ -1,0 +1,43 @@
+/* models.h - the internal side of ge_generator and ge_vgg: each generator
+ * architecture fills a vtable; generator.c picks one from the tensor names
+ * and forwards the public calls.
+ *
+ * Every model follows the same verbs: create (from a loaded ge_tensors, which
+ * the model keeps and frees), forward (remembers the inputs of each layer for
+ * backward, in buffers sized once per batch size), backward (to the input
+ * only; weights are frozen during editing), free. */
+#ifndef GE_MODELS_H
+#define GE_MODELS_H
+
+#include "core/core.h"
+
+typedef struct {
+    /* img (n, 3, R, R) from latent; sp is a space the model supports */
+    ge_status (*forward)(void *impl, float *img, const float *latent, ge_latent_space sp, int n,
+                         const ge_gen_call *call);
+    /* dlatent += J^T dimg for the last forward */
+    ge_status (*backward)(void *impl, float *dlatent, const float *dimg);
+    /* StyleGAN2 only (NULL otherwise): ws (n, num_ws, w_dim) from z */
+    ge_status (*mapping)(void *impl, float *ws, const float *z, int n, const ge_gen_call *call);
+    void (*free)(void *impl);
+} ge_gen_vtable;
+
+struct ge_generator {
+    const ge_gen_vtable *vt;
+    void *impl;
+    ge_gen_info info;
+};
+
+/* Each create takes ownership of `w` (freed by the model's free, also on failure)
+ * and fills *vt, *impl and info. */
+ge_status ge_dcgan_create(const ge_gen_vtable **vt, void **impl, ge_gen_info *info, ge_tensors *w,
+                          const char *path);
+ge_status ge_stylegan2_create(const ge_gen_vtable **vt, void **impl, ge_gen_info *info,
+                              ge_tensors *w, const char *path, const ge_gen_options *opt);
+
+/* Shape checking helper for model loaders: finds `name` in w with exactly the
+ * given shape (ndim dims); on failure sets a message naming path and tensor. */
+ge_status ge_expect_tensor(const ge_tensor **out, const ge_tensors *w, const char *path,
+                           const char *name, int ndim, const int64_t *shape);
+
+#endif /* GE_MODELS_H */

@@ -1,0 +1,188 @@
+/* ops.h - differentiable operations, each a plain function pair
+ * ge_<op>_forward / ge_<op>_backward (llm.c style).
+ *
+ * Rules for every op here:
+ *  - Tensors are float32, NCHW, C-contiguous; shapes are written beside each
+ *    pointer. int for dimensions, size_t for element counts.
+ *  - Arguments: outputs first, then inputs, then the params struct.
+ *  - Backward ADDS into dx / dw / db (+=); the caller zeroes once. A NULL
+ *    gradient pointer skips that work entirely (latent optimisation never
+ *    needs weight gradients).
+ *  - Backward recomputes what it needs from the saved forward INPUT (x), so a
+ *    model keeps the inputs of each layer, not extra state.
+ *  - No malloc inside forward/backward except where a `scratch` size function
+ *    is given: the caller provides scratch of at least that many floats.
+ *  - Every op has a finite-difference gradient test and a PyTorch forward test
+ *    (tests/test_ops_*.c, vectors from tools/gen_op_vectors*.py).
+ */
+#ifndef GE_OPS_H
+#define GE_OPS_H
+
+#include <stddef.h>
+
+/* ---- conv2d ------------------------------------------------------------
+ * y (n, c_out, oh, ow) = conv(x (n, c_in, h, w), w (c_out, c_in, kh, kw)) + b (c_out)
+ * oh = (h + 2 pad - kh) / stride + 1. pad_mode GE_PAD_ZERO or GE_PAD_REFLECT
+ * (reflection = nn.ReflectionPad2d(pad) then an unpadded conv).
+ * w_sample_stride: 0 = one weight for the batch; else sample i uses
+ * w + i * w_sample_stride (per-sample weights, as StyleGAN2's modulated conv),
+ * and dw then gets the per-sample gradients at the same strides. */
+typedef struct {
+    int n, c_in, h, w;
+    int c_out, kh, kw;
+    int stride, pad, pad_mode;
+    size_t w_sample_stride;
+} ge_conv2d_params;
+
+void ge_conv2d_out_size(const ge_conv2d_params *p, int *oh, int *ow);
+size_t ge_conv2d_scratch(const ge_conv2d_params *p); /* floats */
+void ge_conv2d_forward(float *y, const float *x, const float *w, const float *b,
+                       const ge_conv2d_params *p, float *scratch);
+void ge_conv2d_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                        const float *w, const ge_conv2d_params *p, float *scratch);
+
+/* ---- conv_transpose2d ---------------------------------------------------
+ * y (n, c_out, oh, ow) = conv_transpose(x (n, c_in, h, w), w (c_in, c_out, kh, kw)) + b
+ * oh = (h - 1) stride - 2 pad + kh (output_padding 0), PyTorch's layout and maths.
+ * w_sample_stride as for conv2d. */
+typedef struct {
+    int n, c_in, h, w;
+    int c_out, kh, kw;
+    int stride, pad;
+    size_t w_sample_stride;
+} ge_convt2d_params;
+
+void ge_convt2d_out_size(const ge_convt2d_params *p, int *oh, int *ow);
+size_t ge_convt2d_scratch(const ge_convt2d_params *p);
+void ge_convt2d_forward(float *y, const float *x, const float *w, const float *b,
+                        const ge_convt2d_params *p, float *scratch);
+void ge_convt2d_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                         const float *w, const ge_convt2d_params *p, float *scratch);
+
+/* ---- linear --------------------------------------------------------------
+ * y (n, out) = w_gain * x (n, in) W^T (out, in) + b_gain * b (out)   (b may be NULL)
+ * The gains give StyleGAN2's equalised learning rate: w_gain = lr/sqrt(in), b_gain = lr. */
+typedef struct {
+    int n, in, out;
+    float w_gain, b_gain;
+} ge_linear_params;
+
+void ge_linear_forward(float *y, const float *x, const float *w, const float *b,
+                       const ge_linear_params *p);
+void ge_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                        const float *w, const ge_linear_params *p);
+
+/* ---- bias + activation (as StyleGAN2-ADA's bias_act) ----------------------
+ * y = clamp(act(x + b_gain * b[c]) * gain, -clamp, clamp) on x (n, c, spatial);
+ * b (c) may be NULL; clamp < 0 means none; act: linear, relu, lrelu (alpha),
+ * tanh. The backward takes the forward's input x (not y). Clamp passes the
+ * gradient where -clamp <= value <= clamp (torch.clamp semantics). */
+typedef enum { GE_ACT_LINEAR = 0, GE_ACT_RELU, GE_ACT_LRELU, GE_ACT_TANH } ge_act;
+typedef struct {
+    int n, c;
+    size_t spatial;  /* product of the dims after c (1 for (n, c)) */
+    ge_act act;
+    float alpha;     /* lrelu slope */
+    float gain;      /* multiplied after the activation */
+    float b_gain;    /* multiplies b (1 normally) */
+    float clamp;     /* < 0: none */
+} ge_bias_act_params;
+
+void ge_bias_act_forward(float *y, const float *x, const float *b, const ge_bias_act_params *p);
+void ge_bias_act_backward(float *dx, float *db, const float *dy, const float *x, const float *b,
+                          const ge_bias_act_params *p);
+
+/* ---- instance norm (no affine, biased variance, as nn.InstanceNorm2d) -------
+ * y (n, c, hw) = (x - mean) / sqrt(var + eps) per (n, c). */
+void ge_instance_norm_forward(float *y, const float *x, int n, int c, size_t hw, float eps);
+void ge_instance_norm_backward(float *dx, const float *dy, const float *x, int n, int c, size_t hw,
+                               float eps);
+
+/* ---- max pool 2x2, stride 2 ----------------------------------------------
+ * y (n, c, oh, ow) from x (n, c, h, w); ceil_mode: oh = ceil(h/2) (windows
+ * past the edge use the elements that exist), else floor(h/2). Ties take the
+ * first element in row-major window order, as PyTorch does. */
+void ge_maxpool2_out_size(int h, int w, int ceil_mode, int *oh, int *ow);
+void ge_maxpool2_forward(float *y, const float *x, int n, int c, int h, int w, int ceil_mode);
+void ge_maxpool2_backward(float *dx, const float *dy, const float *x, int n, int c, int h, int w,
+                          int ceil_mode);
+
+/* ---- nearest upsample x2 ---------------------------------------------------
+ * y (n, c, 2h, 2w) from x (n, c, h, w). */
+void ge_upsample2_forward(float *y, const float *x, int n, int c, int h, int w);
+void ge_upsample2_backward(float *dx, const float *dy, int n, int c, int h, int w);
+
+/* ---- upfirdn2d (StyleGAN2-ADA torch_utils/ops/upfirdn2d.py, its 'ref' impl) ---
+ * Per channel: upsample by inserting up-1 zeros after every pixel, pad by
+ * (px0, px1, py0, py1) (negative crops), convolve with the 2-D FIR f (fh, fw)
+ * (true convolution, i.e. the filter flipped for a correlation, unless
+ * flip_filter), multiply by gain, keep every down-th pixel.
+ * oh = (h*up + py0 + py1 - fh) / down + 1 (likewise ow).
+ * For up=2 and a separable 4-tap filter StyleGAN2 uses f = outer(k, k)/sum,
+ * gain = up^2 (upsample2d). */
+typedef struct {
+    int n, c, h, w;
+    int up, down;
+    int px0, px1, py0, py1;
+    int fh, fw;
+    int flip_filter;
+    float gain;
+} ge_upfirdn2d_params;
+
+void ge_upfirdn2d_out_size(const ge_upfirdn2d_params *p, int *oh, int *ow);
+void ge_upfirdn2d_forward(float *y, const float *x, const float *f, const ge_upfirdn2d_params *p);
+void ge_upfirdn2d_backward(float *dx, const float *dy, const float *f,
+                           const ge_upfirdn2d_params *p);
+
+/* ---- weight modulation / demodulation (StyleGAN2) ---------------------------
+ * wm (n, c_out, c_in, k, k) = w (c_out, c_in, k, k) * s (n, c_in)[ci]
+ *   * (demod ? d (n, c_out) : 1),   d[o] = 1/sqrt(sum_{ci,k} (w s)^2 + 1e-8).
+ * Backward: ds (n, c_in) += ..., dw (c_out, c_in, k, k) += ... (NULL to skip). */
+typedef struct {
+    int n, c_out, c_in, k;
+    int demod;
+} ge_modulate_params;
+
+void ge_modulate_forward(float *wm, const float *w, const float *s, const ge_modulate_params *p);
+void ge_modulate_backward(float *ds, float *dw, const float *dwm, const float *w, const float *s,
+                          const ge_modulate_params *p);
+
+/* ---- noise injection ---------------------------------------------------
+ * y (n, c, hw) = x + strength * noise (n_noise, hw) broadcast over c, where
+ * noise has one plane per sample (n_noise = n) or one for all (n_noise = 1).
+ * dstrength (scalar) may be NULL. */
+void ge_noise_forward(float *y, const float *x, const float *noise, float strength, int n, int c,
+                      size_t hw, int n_noise);
+void ge_noise_backward(float *dx, float *dstrength, const float *dy, const float *noise, int n,
+                       int c, size_t hw, int n_noise);
+
+/* ---- 2nd-moment normalisation (StyleGAN2 mapping input) ----------------------
+ * y (n, d) = x * rsqrt(mean_j x_j^2 + eps) per row, eps = 1e-8 in StyleGAN2. */
+void ge_norm2_forward(float *y, const float *x, int n, int d, float eps);
+void ge_norm2_backward(float *dx, const float *dy, const float *x, int n, int d, float eps);
+
+/* ---- losses ----------------------------------------------------------------
+ * Each returns the scalar loss and, if da is not NULL, ADDS d loss / d a into da.
+ * a, b (n, c, hw); mask (n, 1, hw) broadcast over channels, or NULL (all ones).
+ * loss = scale * sum_i mask_i * (a_i - b_i)^2      (l2)
+ * loss = scale * sum_i mask_i * |a_i - b_i|        (l1; gradient sign(a-b), 0 at 0)
+ * The caller picks scale (1/count for a mean, 0.5 for the spec's 1/2 sum). */
+double ge_loss_l2(float *da, const float *a, const float *b, const float *mask, int n, int c,
+                  size_t hw, float scale);
+double ge_loss_l1(float *da, const float *a, const float *b, const float *mask, int n, int c,
+                  size_t hw, float scale);
+
+/* Gram matrix: g (n, c, c) = scale * F F^T with F = x (n, c, hw) (masked by
+ * mask (n, 1, hw) if not NULL: F = x * mask). Backward: dx += from dg. */
+void ge_gram_forward(float *g, const float *x, const float *mask, int n, int c, size_t hw,
+                     float scale);
+void ge_gram_backward(float *dx, const float *dg, const float *x, const float *mask, int n, int c,
+                      size_t hw, float scale);
+
+/* Reductions: sum and mean of x (count), with their backward (dx += dy or dy/count). */
+double ge_sum_forward(const float *x, size_t count);
+void ge_sum_backward(float *dx, float dy, size_t count);
+double ge_mean_forward(const float *x, size_t count);
+void ge_mean_backward(float *dx, float dy, size_t count);
+
+#endif /* GE_OPS_H */

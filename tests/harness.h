@@ -1,0 +1,54 @@
+/* harness.h - the test harness: TEST(name) { ... } registers a test at load
+ * time; CHECK(cond, fmt, ...) records a failure and returns from the test.
+ * tests/main.c runs every test (or those whose name contains argv[1]) and
+ * ends with the line "N passed, N failed". Tests write only to temporary
+ * directories (tmpdir_new) and read shared data through shared_path(). */
+#ifndef GE_TEST_HARNESS_H
+#define GE_TEST_HARNESS_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+
+typedef void (*test_fn)(int *failed);
+void test_register(const char *name, test_fn fn);
+
+#define TEST(name)                                                                                 \
+    static void test_##name(int *test_failed_);                                                    \
+    __attribute__((constructor)) static void reg_##name(void) { test_register(#name, test_##name); } \
+    static void test_##name(int *test_failed_)
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "  FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                      \
+            fprintf(stderr, "" __VA_ARGS__);                                                       \
+            fprintf(stderr, "\n");                                                                 \
+            *test_failed_ = 1;                                                                     \
+            return;                                                                                \
+        }                                                                                          \
+    } while (0)
+
+/* Path of a file under ../shared (or $GANEDIT_SHARED); static buffer per call slot. */
+const char *shared_path(const char *rel);
+/* Path of a file under tests/vectors. */
+const char *vector_path(const char *rel);
+/* A fresh temporary directory (removed at exit). */
+const char *tmpdir_new(void);
+
+/* max |a - b| and max |b| over n elements. */
+double max_abs_diff(const float *a, const float *b, size_t n);
+double max_abs(const float *a, size_t n);
+/* ||a - b|| / ||b|| */
+double rel_l2(const float *a, const float *b, size_t n);
+
+/* Central finite-difference check of a scalar function f(x) against an
+ * analytic gradient g at x (n elements): checks up to max_checks evenly
+ * spread coordinates with step eps (in double precision of f), passes if
+ * |fd - g| <= atol + rtol * max(|fd|, |g|) for all. Returns 1 on pass and
+ * prints the worst coordinate on failure. */
+typedef double (*fd_fn)(void *ctx, const float *x);
+int fd_check(const char *what, fd_fn f, void *ctx, float *x, const float *g, size_t n,
+             size_t max_checks, float eps, double atol, double rtol);
+
+#endif
