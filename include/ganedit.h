@@ -122,9 +122,11 @@ ge_status ge_image_read(const char *path, float **data, int *c, int *h, int *w);
  * (c = 1, 3 or 4). Written to a temporary name and renamed. */
 ge_status ge_image_write_png(const char *path, const float *img, int n, int c, int h, int w,
                              int cols);
-/* Resizes (c, h, w) to (c, oh, ow) with area/bilinear filtering; if the input
- * is not square and square is set, centre-crops first. */
+/* Resizes (c, h, w) to (c, oh, ow) with a triangle (bilinear) filter that
+ * widens when shrinking (antialiased, like PIL's bilinear). *out is malloc'd. */
 ge_status ge_image_resize(float **out, const float *img, int c, int h, int w, int oh, int ow);
+/* The largest centred square of (c, h, w): *out (c, side, side), malloc'd. */
+ge_status ge_image_center_crop(float **out, const float *img, int c, int h, int w, int *side);
 
 /* ---- Generators --------------------------------------------------------- */
 
@@ -144,8 +146,9 @@ typedef struct {
 } ge_gen_info;
 
 typedef struct {
-    double conv_clamp;          /* StyleGAN2: < 0 = from metadata, else none (default -1) */
-    int force_no_conv_clamp;    /* StyleGAN2: ignore any conv_clamp */
+    double conv_clamp;          /* StyleGAN2: > 0 = clamp at this value; <= 0 = the file's
+                                   metadata value, none for a bare state dict (default -1) */
+    int force_no_conv_clamp;    /* StyleGAN2: no clamping, whatever the file or conv_clamp say */
 } ge_gen_options;
 
 typedef struct {
@@ -185,24 +188,102 @@ ge_status ge_generator_mapping(ge_generator *g, float *ws, const float *z, int n
 
 typedef struct ge_vgg ge_vgg;
 
-/* Layer names: conv1_1 conv1_2 conv2_1 conv2_2 conv3_1 ... conv5_4 (pre-ReLU)
- * and relu1_1 ... relu5_4. */
+/* Layer names: conv1_1 conv1_2 conv2_1 conv2_2 conv3_1 ... conv5_4 (pre-ReLU),
+ * relu1_1 ... relu5_4, pool1 ... pool5, and conv0 (the normalised layout's
+ * 1x1 colour layer). Layouts: torchvision (features.N keys) and the
+ * style-transfer "normalised" VGG (keys 0, 2, 5, 9, ...), up to any conv. */
 ge_status ge_vgg_load(ge_vgg **out, const char *path);
-/* Finds VGG weights: explicit path, then $GANEDIT_VGG, then torchvision's cache
- * (~/.cache/torch/hub/checkpoints/vgg19-dcbb9e9d.pth), then ../shared/weights. */
+/* Finds VGG weights: explicit path, then $GANEDIT_VGG (either one missing is
+ * an error, not a fallback), then torchvision's cache
+ * ($TORCH_HOME, $XDG_CACHE_HOME/torch or ~/.cache/torch, each
+ * hub/checkpoints/vgg19-dcbb9e9d.pth), then
+ * weights/vgg19_normalised_conv3_1.{safetensors,pth} under $GANEDIT_SHARED
+ * and ../shared. GE_ERR_IO if none; the message says where to get one. */
 ge_status ge_vgg_find(char *path, size_t cap, const char *explicit_path);
 void ge_vgg_free(ge_vgg *v);
 /* The deepest conv layer present, e.g. "conv3_1"; layout "torchvision" or "normalised". */
 const char *ge_vgg_last_layer(const ge_vgg *v);
 const char *ge_vgg_layout(const ge_vgg *v);
-/* Runs x (n, 3, h, w) in [-1, 1] up to the deepest of the named layers. */
+/* Runs x (n, 3, h, w) in [-1, 1] up to the deepest of the comma-separated
+ * layers in upto (NULL: the whole network). Buffers are kept between calls. */
 ge_status ge_vgg_forward(ge_vgg *v, const float *x, int n, int h, int w, const char *upto);
 /* The named activation of the last forward; shape in c, h, w (batch n). */
 const float *ge_vgg_feature(const ge_vgg *v, const char *layer, int *c, int *h, int *w);
 /* dx (n, 3, h, w) += gradient of sum_k sum(feature_k * grad_k) for the named
- * layers (grads shaped like the features). */
+ * layers (grads shaped like the features; a NULL grad is skipped), with
+ * respect to the [-1, 1] input of the last forward. */
 ge_status ge_vgg_backward(ge_vgg *v, float *dx, int k, const char *const *layers,
                           const float *const *grads);
+
+
+/* ---- Editing: inversion, scribbles, photo edits ------------------------
+ *
+ * One engine serves project, draw and edit: find latents L (K restarts at
+ * once, as a batch) minimising, per restart,
+ *
+ *   w_pixel      * masked mean of (G(L) - target)^2   (|.| with pixel_l1)
+ * + w_perceptual * sum over layers of the masked mean of (VGG_l(G(L)) - VGG_l(target))^2
+ * + w_style      * sum over style layers of mean (Gram_l(G(L)) - Gram_l(target))^2
+ * + w_reg        * mean (L - L_start)^2
+ *
+ * where masks are the pixel mask resized to each layer and Gram_l = F F^T /
+ * (C h w). The target's features are computed once. The best restart by final
+ * loss is kept. */
+
+typedef enum { GE_OPT_ADAM = 0, GE_OPT_LBFGS = 1 } ge_optimizer;
+typedef enum { GE_INIT_MEAN = 0, GE_INIT_RANDOM = 1, GE_INIT_GIVEN = 2 } ge_init_mode;
+
+enum { GE_TERM_TOTAL = 0, GE_TERM_PIXEL, GE_TERM_PERCEPTUAL, GE_TERM_STYLE, GE_TERM_REG,
+       GE_N_TERMS };
+
+typedef struct {
+    ge_latent_space space;  /* z for DCGAN, w+ for StyleGAN2 by default */
+    ge_optimizer optimizer; /* default Adam */
+    int steps;              /* default 1000 */
+    float lr;               /* Adam learning rate, default 0.003 (L-BFGS: first step scale 1) */
+    float w_pixel, w_perceptual, w_style, w_reg; /* defaults 0.3, 0.7, 0, 0 */
+    int pixel_l1;           /* L1 instead of L2 pixel loss */
+    const char *layers;     /* perceptual layers, default "conv1_1,conv1_2,conv2_1,conv2_2,conv3_1" */
+    const char *style_layers; /* default: same as layers */
+    ge_init_mode init;      /* default GE_INIT_MEAN */
+    int init_samples;       /* samples averaged for GE_INIT_MEAN, default 10 */
+    const float *init_latent; /* GE_INIT_GIVEN: one latent (latent_size), used by every restart */
+    int restarts;           /* K, default 1 */
+    uint64_t seed;
+    ge_gen_call call;       /* noise mode etc.; truncation is not applied while editing */
+    int history_every;      /* keep a snapshot image every N steps (0: none) */
+    /* Progress: called after each step; return nonzero to stop early (best so far is kept). */
+    int (*progress)(void *user, int step, int steps, const double *terms, double seconds);
+    void *user;
+    volatile int *stop;     /* checked every step: nonzero stops (e.g. set by SIGINT) */
+} ge_edit_params;
+
+typedef struct {
+    int steps_done;
+    int stopped;           /* stopped early by progress/stop */
+    size_t latent_size;
+    float *latent;         /* (latent_size) best restart's latent, in params.space */
+    float *image;          /* (3, R, R) its image */
+    float *start_image;    /* (3, R, R) the image at the start latent of that restart */
+    double *history;       /* (steps_done + 1, GE_N_TERMS): row 0 at the start, best restart */
+    int n_snapshots;
+    float *snapshots;      /* (n_snapshots, 3, R, R) */
+    int *snapshot_steps;   /* (n_snapshots) */
+    int best_restart;
+    double seconds;
+    int evals;             /* objective evaluations */
+} ge_edit_result;
+
+void ge_edit_params_init(ge_edit_params *p, const ge_generator *g);
+/* target (3, R, R) in [-1, 1]; mask (R, R) in [0, 1] or NULL; vgg may be NULL
+ * only if w_perceptual and w_style are 0. */
+ge_status ge_edit_run(ge_generator *g, ge_vgg *vgg, const float *target, const float *mask,
+                      const ge_edit_params *p, ge_edit_result *out);
+void ge_edit_result_free(ge_edit_result *r);
+
+/* Writes an animated GIF of n frames (n, 3, h, w) in [-1, 1], delay in 1/100 s,
+ * looping; one 256-colour palette per frame. Atomic. */
+ge_status ge_gif_write(const char *path, const float *frames, int n, int h, int w, int delay_cs);
 
 #ifdef __cplusplus
 }

@@ -28,20 +28,20 @@ void test_register(const char *name, test_fn fn) {
 static char shared_root[4096];
 
 const char *shared_path(const char *rel) {
-    static _Thread_local char buf[8][4096];
+    static _Thread_local char buf[8][8400];
     static _Thread_local int slot;
     char *b = buf[slot++ & 7];
-    snprintf(b, 4096, "%s/%s", shared_root, rel);
+    snprintf(b, 8400, "%s/%s", shared_root, rel);
     return b;
 }
 
 static char vectors_root[4096] = "tests/vectors";
 
 const char *vector_path(const char *rel) {
-    static _Thread_local char buf[8][4096];
+    static _Thread_local char buf[8][8400];
     static _Thread_local int slot;
     char *b = buf[slot++ & 7];
-    snprintf(b, 4096, "%s/%s", vectors_root, rel);
+    snprintf(b, 8400, "%s/%s", vectors_root, rel);
     return b;
 }
 

@@ -19,9 +19,10 @@ def save(path, tensors, metadata=None):
     for name, arr in tensors.items():
         if hasattr(arr, "detach"):
             arr = arr.detach().cpu().numpy()
-        a = np.ascontiguousarray(np.asarray(arr, dtype="<f4"))
-        b = a.tobytes()
-        header[name] = {"dtype": "F32", "shape": list(a.shape),
+        a = np.asarray(arr, dtype="<f4")
+        shape = list(a.shape)  # kept before ascontiguousarray, which makes 0-d arrays 1-d
+        b = np.ascontiguousarray(a).tobytes()
+        header[name] = {"dtype": "F32", "shape": shape,
                         "data_offsets": [offset, offset + len(b)]}
         blobs.append(b)
         offset += len(b)

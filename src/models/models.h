@@ -34,6 +34,10 @@ ge_status ge_dcgan_create(const ge_gen_vtable **vt, void **impl, ge_gen_info *in
                           const char *path);
 ge_status ge_stylegan2_create(const ge_gen_vtable **vt, void **impl, ge_gen_info *info,
                               ge_tensors *w, const char *path, const ge_gen_options *opt);
+/* StyleGAN2 debugging aid (tests): after a forward, the output x (n, *c, res, res)
+ * of block synthesis.b<res> and the running skip image (n, 3, res, res). */
+ge_status ge_stylegan2_debug_block(const void *impl, int res, const float **x, const float **img,
+                                   int *c);
 
 /* Shape checking helper for model loaders: finds `name` in w with exactly the
  * given shape (ndim dims); on failure sets a message naming path and tensor. */

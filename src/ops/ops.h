@@ -107,6 +107,13 @@ void ge_maxpool2_forward(float *y, const float *x, int n, int c, int h, int w, i
 void ge_maxpool2_backward(float *dx, const float *dy, const float *x, int n, int c, int h, int w,
                           int ceil_mode);
 
+/* ---- average pool 2x2, stride 2 (for pooling masks down to VGG sizes) --------
+ * y (n, c, oh, ow) from x (n, c, h, w), oh/ow as ge_maxpool2_out_size. A
+ * window cut by the edge (ceil_mode) averages only the elements inside the
+ * input, which is what nn.AvgPool2d(2, ceil_mode=True) does with padding 0. */
+void ge_avgpool2_forward(float *y, const float *x, int n, int c, int h, int w, int ceil_mode);
+void ge_avgpool2_backward(float *dx, const float *dy, int n, int c, int h, int w, int ceil_mode);
+
 /* ---- nearest upsample x2 ---------------------------------------------------
  * y (n, c, 2h, 2w) from x (n, c, h, w). */
 void ge_upsample2_forward(float *y, const float *x, int n, int c, int h, int w);

@@ -1,0 +1,48 @@
+/* main.c - the ganedit program: picks the subcommand and hands it the rest of
+ * the command line. Each subcommand lives in its own cli/cmd_*.c. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const struct {
+    const char *name;
+    int (*run)(int, char **);
+    const char *summary;
+} commands[] = {
+    {"info", cmd_info, "describe a model or weight file"},
+    {"sample", cmd_sample, "generate images from random or given latents"},
+    {"project", cmd_project, "find the latent of a photo (GAN inversion)"},
+    {"draw", cmd_draw, "turn a colour scribble into a natural image"},
+    {"edit", cmd_edit, "edit a photo by drawing on it"},
+    {"interpolate", cmd_interpolate, "morph between two photos or latents"},
+    {"distance", cmd_distance, "VGG-19 perceptual distance between two images"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: ganedit COMMAND [options]\n\n"
+               "Edit images through the latent space of a GAN (DCGAN, StyleGAN2-ADA).\n\n"
+               "commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n'ganedit COMMAND --help' describes each command's options.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("ganedit %s\n", GE_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 2, argv + 2);
+    fprintf(stderr, "ganedit: unknown command '%s' (see 'ganedit --help')\n", argv[1]);
+    return 2;
+}
