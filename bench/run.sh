@@ -10,24 +10,33 @@
 # program's median of its repeats), and the best single repeat of all rounds.
 #
 # Usage: bench/run.sh [build_dir (build)] [threads (2)] [min_seconds (1)] [rounds (3)]
+#                     [set: all|vgg|sg2 (all)] [precision: fp32|bf16 (fp32)]
+# Environment: IMPL=im2col times ganedit's reference path instead of the
+# oneDNN primitives (docs/speed.md); CLOCK=cpu times process CPU time on
+# both sides instead of wall time (for 1 thread on a loaded machine). The
+# sg2 rows "fused_step" have no PyTorch counterpart (PyTorch is timed in the
+# unfused form only).
 set -eu
 cd "$(dirname "$0")/.."
 B=${1:-build}
 T=${2:-2}
 S=${3:-1}
 R=${4:-3}
+SET=${5:-all}
+PREC=${6:-fp32}
+CLOCK=${CLOCK:-wall}
 make -s BUILD="$B" "$B/bench/conv_bench"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 i=1
 while [ "$i" -le "$R" ]; do
     echo "# round $i of $R, load $(cut -d' ' -f1-3 /proc/loadavg)"
-    "$B/bench/conv_bench" "$T" "$S" | tee -a "$tmp/c.txt"
-    /usr/bin/python3 bench/conv_torch.py "$T" "$S" | tee -a "$tmp/t.txt"
+    "$B/bench/conv_bench" "$T" "$S" "${IMPL:-fast}" "$PREC" "$CLOCK" "$SET" | tee -a "$tmp/c.txt"
+    /usr/bin/python3 bench/conv_torch.py "$T" "$S" "$SET" "$CLOCK" | tee -a "$tmp/t.txt"
     i=$((i + 1))
 done
 echo
-echo "$(date -u +%Y-%m-%d), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $T threads, $R rounds"
+echo "$(date -u +%Y-%m-%d), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $T threads, $R rounds, $CLOCK time, load $(cut -d' ' -f1-3 /proc/loadavg)"
 awk '
     /^#/ { next }
     {
@@ -44,8 +53,17 @@ awk '
         for (i = 0; i < n; i++) {
             key = order[i]; split(key, f, " ")
             c = "c" SUBSEP key; t = "t" SUBSEP key
+            if (!(c in ms)) continue
             r = (t in gf && gf[t] > 0) ? sprintf("%.2f", gf[c] / gf[t]) : "-"
             br = (t in bgf && bgf[t] > 0) ? sprintf("%.2f", bgf[c] / bgf[t]) : "-"
-            printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s |\n", f[1], f[2], f[3], f[4], ms[c], gf[c], ms[t], gf[t], r, bgf[c], bgf[t], br
+            tm = (t in ms) ? ms[t] : "-"; tg = (t in gf) ? gf[t] : "-"; tb = (t in bgf) ? bgf[t] : "-"
+            printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s |\n", f[1], f[2], f[3], f[4], ms[c], gf[c], tm, tg, r, bgf[c], tb, br
         }
     }' "$tmp/c.txt" "$tmp/t.txt"
+
+# The whole-step benchmark of the generators and editing pipelines (issue #6):
+# bench/run_models.sh, results in docs/bench-models.md. MODELS=0 skips it.
+if [ "${MODELS:-1}" != 0 ]; then
+    echo
+    bench/run_models.sh "$B" "$T"
+fi

@@ -21,6 +21,8 @@ void cli_help(const cli_command *cmd) {
         printf("  %-26s %s\n", left, o->help);
     }
     printf("  %-26s %s\n", "--threads N", "threads to use (default: all cores)");
+    printf("  %-26s %s\n", "--precision P",
+           "fp32 (default) or bf16: bf16 convolutions on CPUs with AMX, else fp32");
     printf("  %-26s %s\n", "--help", "show this help");
 }
 
@@ -90,6 +92,17 @@ int cli_parse(const cli_command *cmd, int argc, char **argv, const char **pos, i
             if (parse_value(cmd, &to, v)) return 2;
             if (t < 1 || t > 1024) return cli_usage_error(cmd->name, "--threads must be 1..1024");
             ge_set_num_threads(t);
+            continue;
+        }
+        if (len == 9 && !strncmp(name, "precision", 9)) {
+            const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!v) return cli_usage_error(cmd->name, "--precision needs a value");
+            if (strcmp(v, "fp32") && strcmp(v, "bf16"))
+                return cli_usage_error(cmd->name, "--precision must be fp32 or bf16, not '%s'", v);
+            ge_set_precision(strcmp(v, "bf16") ? GE_PRECISION_FP32 : GE_PRECISION_BF16);
+            if (!strcmp(v, "bf16") && ge_get_precision() != GE_PRECISION_BF16)
+                fprintf(stderr, "ganedit %s: bf16 needs a CPU with AMX-BF16; running in fp32\n",
+                        cmd->name);
             continue;
         }
         const cli_opt *o = NULL;

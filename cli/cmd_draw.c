@@ -16,54 +16,38 @@ int cmd_draw(int argc, char **argv) {
     const char *scribble = NULL, *mask_path = NULL;
     cli_opt opts[40];
     int n = 0;
-    opts[n++] = (cli_opt){"scribble", OPT_STR, &scribble, "SCRIBBLE.png", "colour scribble; alpha is the mask (required)"};
-    opts[n++] = (cli_opt){"mask", OPT_STR, &mask_path, "MASK.png", "mask image (white = constrained) instead of the alpha"};
+    opts[n++] = (cli_opt){"scribble", OPT_STR, &scribble, "SCRIBBLE.png",
+                          "colour scribble; alpha is the mask (required)"};
+    opts[n++] = (cli_opt){"mask", OPT_STR, &mask_path, "MASK.png",
+                          "mask image (white = constrained) instead of the alpha"};
     n = edit_opts_table(&o, opts, n);
-    const cli_command cmd = {"draw", "Turn a colour scribble into a natural image (defaults: --pixel 1 --perceptual 0 --reg 0.05).",
-                             "", opts, n, 0, 0};
+    const cli_command cmd = {"draw",
+                             "Turn a colour scribble into a natural image (defaults: --pixel 1 "
+                             "--perceptual 0 --reg 0.05).",
+                             "",
+                             opts,
+                             n,
+                             0,
+                             0};
     const char *pos[1];
     int n_pos, r = cli_parse(&cmd, argc, argv, pos, &n_pos);
     if (r) return r == 1 ? 0 : r;
     if (!scribble) return cli_usage_error("draw", "--scribble is required");
     edit_setup s;
     if ((r = edit_setup_load(&s, "draw", &o))) return r;
-    float *img = NULL, *mask = NULL, *mimg = NULL;
+    float *img = NULL, *mask = NULL;
     ge_edit_result res = {0};
-    if ((r = edit_load_image("draw", scribble, s.R, &img, &mask))) goto done;
-    if (mask_path) {
-        free(mask);
-        mask = NULL;
-        float *malpha = NULL;
-        if ((r = edit_load_image("draw", mask_path, s.R, &mimg, &malpha))) goto done;
-        size_t RR = (size_t)s.R * s.R;
-        mask = malloc(sizeof(float) * RR);
-        if (!mask) {
-            free(malpha);
-            r = 1;
-            goto done;
-        }
-        for (size_t i = 0; i < RR; i++) { /* white (or opaque) = constrained */
-            float v = (mimg[i] + mimg[RR + i] + mimg[2 * RR + i]) / 6.f + 0.5f;
-            if (malpha) v *= malpha[i];
-            mask[i] = v < 0 ? 0 : v > 1 ? 1 : v;
-        }
-        free(malpha);
-    }
-    if (!mask) {
-        fprintf(stderr, "ganedit draw: %s has no alpha channel; give the mask with --mask MASK.png\n", scribble);
-        r = 2;
-        goto done;
-    }
-    if ((r = edit_make_dir("draw", o.out))) goto done;
+    if ((r = edit_load_scribble("draw", scribble, mask_path, s.R, &img, &mask))) goto done;
+    if ((r = edit_check(&s, NULL, img, mask))) goto done;
+    if ((r = edit_check_out("draw", o.out))) goto done;
     if ((r = edit_run(&s, img, mask, "drawing", &res))) goto done;
     r = edit_write_outputs(&s, o.out, img, mask, &res, argc, argv, scribble);
     if (!r) fprintf(stderr, "ganedit draw: wrote %s/result.png\n", o.out);
-    if (!r && res.stopped) r = 130;
+    if (!r && res.stopped) r = edit_stop_status() ? edit_stop_status() : 130;
 done:
     ge_edit_result_free(&res);
     free(img);
     free(mask);
-    free(mimg);
     edit_setup_free(&s);
     return r;
 }

@@ -50,7 +50,7 @@ int cmd_sample(int argc, char **argv) {
     int n = 16, seed = 0, cols = 0;
     float psi = 1.f;
     const cli_opt opts[] = {
-        {"model", OPT_STR, &model, "MODEL", "generator weights (.safetensors, .pt, .pkl)"},
+        {"model", OPT_STR, &model, "MODEL", "generator weights (.safetensors, .pt, .pkl; default: the shipped model)"},
         {"latent", OPT_STR, &latent, "z|w|w+", "space of --latent-in / --out-latent (default z)"},
         {"n", OPT_INT, &n, "N", "number of images (default 16)"},
         {"seed", OPT_INT, &seed, "S", "random seed (default 0)"},
@@ -67,7 +67,9 @@ int cmd_sample(int argc, char **argv) {
     const char *pos[1];
     int n_pos, r = cli_parse(&cmd, argc, argv, pos, &n_pos);
     if (r) return r == 1 ? 0 : r;
-    if (!model) return cli_usage_error("sample", "--model is required");
+    char model_buf[4096];
+    if (!model && !(model = cli_default_model(model_buf, sizeof model_buf)))
+        return cli_usage_error("sample", "--model is required (no shipped model found, no $GANEDIT_MODEL)");
     if (!out) return cli_usage_error("sample", "--out is required");
     int sp = cli_latent_space(latent), nm = cli_noise_mode(noise);
     if (sp < 0) return cli_usage_error("sample", "--latent must be z, w or w+, got '%s'", latent);
@@ -81,8 +83,9 @@ int cmd_sample(int argc, char **argv) {
     if (s != GE_OK) return cli_fail("sample", s);
     const ge_gen_info *in = ge_generator_info(g);
     if (sp != GE_LATENT_Z && !in->w_dim) {
+        int rc = cli_usage_error("sample", "%s has only a z space", in->arch); /* before the free: in is g's */
         ge_generator_free(g);
-        return cli_usage_error("sample", "%s has only a z space", in->arch);
+        return rc;
     }
     ge_gen_call call;
     ge_gen_call_init(&call);

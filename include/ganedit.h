@@ -61,6 +61,26 @@ const char *ge_status_name(ge_status s);
 void ge_set_num_threads(int n);
 int ge_get_num_threads(void);
 
+/* ---- Precision ---------------------------------------------------------- */
+
+/* The arithmetic of the large convolutions. FP32 (default) everywhere;
+ * BF16 multiplies bf16 activations and weights with fp32 accumulation and
+ * fp32 results (about 3 significant digits per product; latents, losses and
+ * optimiser state stay fp32). BF16 runs only where it is faster, on CPUs
+ * with AMX-BF16 that the OS lets this process use (ge_bf16_supported() ==
+ * GE_BF16_AMX); elsewhere a BF16 request is kept but fp32 runs, and
+ * ge_get_precision() says FP32. Process-wide. */
+typedef enum { GE_PRECISION_FP32 = 0, GE_PRECISION_BF16 = 1 } ge_precision;
+typedef enum {
+    GE_BF16_NONE = 0,   /* no native bf16: fp32 only */
+    GE_BF16_AVX512 = 1, /* AVX512-BF16 dot products only (no faster than fp32: not used) */
+    GE_BF16_AMX = 2,    /* AMX-BF16 tiles, granted by the OS to this process */
+} ge_bf16_support;
+
+ge_status ge_set_precision(ge_precision p); /* GE_ERR_ARG for an unknown value */
+ge_precision ge_get_precision(void);        /* the precision in effect */
+ge_bf16_support ge_bf16_supported(void);    /* detected once (CPUID, XCR0, arch_prctl) */
+
 /* ---- Random numbers ---------------------------------------------------- */
 
 /* One documented generator: xoshiro256** seeded through splitmix64. The same
@@ -227,8 +247,11 @@ ge_status ge_vgg_backward(ge_vgg *v, float *dx, int k, const char *const *layers
  * + w_reg        * mean (L - L_start)^2
  *
  * where masks are the pixel mask resized to each layer and Gram_l = F F^T /
- * (C h w). The target's features are computed once. The best restart by final
- * loss is kept. */
+ * (C h w) with F the features times the layer's mask. Masked means divide by
+ * the mask's sum (times the channel count). The target's features are
+ * computed once. Each restart's lowest-loss step is remembered, and the
+ * restart whose remembered loss is lowest is returned (for a loss that only
+ * goes down, the final step of the best restart). */
 
 typedef enum { GE_OPT_ADAM = 0, GE_OPT_LBFGS = 1 } ge_optimizer;
 typedef enum { GE_INIT_MEAN = 0, GE_INIT_RANDOM = 1, GE_INIT_GIVEN = 2 } ge_init_mode;
@@ -262,10 +285,13 @@ typedef struct {
     int steps_done;
     int stopped;           /* stopped early by progress/stop */
     size_t latent_size;
-    float *latent;         /* (latent_size) best restart's latent, in params.space */
+    float *latent;         /* (latent_size) best restart's lowest-loss latent, in params.space */
     float *image;          /* (3, R, R) its image */
     float *start_image;    /* (3, R, R) the image at the start latent of that restart */
-    double *history;       /* (steps_done + 1, GE_N_TERMS): row 0 at the start, best restart */
+    int best_step;         /* the step latent/image come from (0..steps_done) */
+    double *restart_loss;  /* (restarts) each restart's lowest total loss */
+    double *history;       /* (steps_done + 1, GE_N_TERMS): row 0 at the start, of the
+                              returned restart */
     int n_snapshots;
     float *snapshots;      /* (n_snapshots, 3, R, R) */
     int *snapshot_steps;   /* (n_snapshots) */
@@ -275,10 +301,26 @@ typedef struct {
 } ge_edit_result;
 
 void ge_edit_params_init(ge_edit_params *p, const ge_generator *g);
+/* Checks p against g and vgg without running anything: steps, learning rate,
+ * restarts, init, latent space, loss weights, layer names (and that vgg has
+ * them), and, when not NULL, the target's finiteness and the mask's range and
+ * emptiness. ge_edit_run makes the same checks; calling this first lets a
+ * caller refuse bad input before creating any output. */
+ge_status ge_edit_check(const ge_generator *g, const ge_vgg *vgg, const float *target,
+                        const float *mask, const ge_edit_params *p);
 /* target (3, R, R) in [-1, 1]; mask (R, R) in [0, 1] or NULL; vgg may be NULL
  * only if w_perceptual and w_style are 0. */
 ge_status ge_edit_run(ge_generator *g, ge_vgg *vgg, const float *target, const float *mask,
                       const ge_edit_params *p, ge_edit_result *out);
+/* n images in one batch (n x restarts samples): targets (n, 3, R, R), masks
+ * (n, R, R) or NULL, seeds (n) replacing p->seed, out (n results). Each
+ * image's result is the one ge_edit_run gives it with its seed, up to the
+ * networks' batched float rounding (docs/batch.md); Adam only (L-BFGS's line
+ * search would couple the images). progress sees image 0's terms; seconds is
+ * the whole batch's time. */
+ge_status ge_edit_run_many(ge_generator *g, ge_vgg *vgg, int n, const float *targets,
+                           const float *masks, const uint64_t *seeds, const ge_edit_params *p,
+                           ge_edit_result *out);
 void ge_edit_result_free(ge_edit_result *r);
 
 /* Writes an animated GIF of n frames (n, 3, h, w) in [-1, 1], delay in 1/100 s,

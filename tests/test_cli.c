@@ -68,8 +68,14 @@ TEST(cli_usage_errors) {
     snprintf(args, sizeof args, "sample --model %s --out %s/x.png --bogus 1",
              shared_path("weights/dcgan_grumpy_deluxe.safetensors"), dir);
     CHECK(run(args, err, sizeof err) == 2, "unknown option");
+    /* without --model, $GANEDIT_MODEL names the generator */
     snprintf(args, sizeof args, "sample --out %s/x.png", dir);
-    CHECK(run(args, err, sizeof err) == 2 && strstr(err, "--model"), "missing --model: %s", err);
+    char env_args[16500];
+    snprintf(env_args, sizeof env_args, "%s", args);
+    CHECK(setenv("GANEDIT_MODEL", "/nonexistent/default.safetensors", 1) == 0, "setenv");
+    int st = run(env_args, err, sizeof err);
+    unsetenv("GANEDIT_MODEL");
+    CHECK(st == 1 && strstr(err, "/nonexistent/default.safetensors"), "bad $GANEDIT_MODEL: %s", err);
     snprintf(args, sizeof args, "sample --model %s --out %s/x.png --latent q",
              shared_path("weights/dcgan_grumpy_deluxe.safetensors"), dir);
     CHECK(run(args, err, sizeof err) == 2, "bad latent");
@@ -130,4 +136,13 @@ TEST(cli_sample_dcgan) {
     char cmp[8400];
     snprintf(cmp, sizeof cmp, "cmp -s %s %s", out, out2);
     CHECK(system(cmp) == 0, ".pkl and .safetensors with one seed give different PNGs");
+}
+
+TEST(cli_sample_shipped_default_model) {
+    /* no --model: the generator ganedit trained and ships in models/ */
+    char err[4096], args[16384];
+    const char *dir = tmpdir_new();
+    snprintf(args, sizeof args, "sample --n 2 --out %s/d.png", dir);
+    CHECK(run(args, err, sizeof err) == 0, "sample without --model failed: %s", err);
+    CHECK(strstr(err, "dcgan-vanilla") != NULL, "expected the shipped dcgan-vanilla: %s", err);
 }

@@ -72,10 +72,14 @@ static void jpeg_on_error(j_common_ptr cinfo) {
     longjmp(e->jb, 1);
 }
 
-/* Warnings are silent, except a premature end of data: libjpeg would pad the
- * missing rows with grey, and a half image must not pass as a whole one. */
+/* Warnings are silent, except a premature end of the file or of a scan's
+ * data (a marker reached early): libjpeg would pad the missing rows with
+ * grey, and a half image must not pass as a whole one (nor a 1 KB file as a
+ * 16000x16000 image). */
 static void jpeg_silent(j_common_ptr cinfo, int level) {
-    if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF) jpeg_on_error(cinfo);
+    if (level < 0 &&
+        (cinfo->err->msg_code == JWRN_JPEG_EOF || cinfo->err->msg_code == JWRN_HIT_MARKER))
+        jpeg_on_error(cinfo);
 }
 
 static ge_status read_jpeg(const char *path, FILE *f, float **data, int *c, int *h, int *w) {
@@ -105,11 +109,8 @@ static ge_status read_jpeg(const char *path, FILE *f, float **data, int *c, int 
                        path, W, H, ch);
     }
     buf = ge_malloc(W * H, (size_t)ch);
-    out = buf ? ge_alloc_floats(W * H * ch) : NULL;
-    if (!buf || !out) {
+    if (!buf) {
         jpeg_destroy_decompress(&cinfo);
-        free(buf);
-        free(out);
         return GE_ERR_NOMEM;
     }
     while (cinfo.output_scanline < H) {
@@ -118,6 +119,11 @@ static ge_status read_jpeg(const char *path, FILE *f, float **data, int *c, int 
     }
     jpeg_finish_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);
+    out = ge_alloc_floats(W * H * ch); /* after decoding: a truncated file never gets here */
+    if (!out) {
+        free(buf);
+        return GE_ERR_NOMEM;
+    }
     for (int k = 0; k < ch; k++)
         for (size_t i = 0; i < W * H; i++) out[k * W * H + i] = buf[i * ch + k] / 127.5f - 1.f;
     free(buf);

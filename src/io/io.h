@@ -49,6 +49,11 @@ int ge_dtype_from_name(ge_dtype *dt, const char *name);
  * F16/BF16 exactly, F64 rounded to nearest, integers rounded to nearest. */
 void ge_convert_to_f32(float *dst, const void *src, size_t n, ge_dtype dt);
 
+/* As ge_safetensors_save, but every tensor stored as F16 (IEEE half, rounded
+ * to nearest even): half the size, for shipped weights. */
+ge_status ge_safetensors_save_f16(const char *path, const ge_tensor *tensors, int n,
+                                  const char *metadata_json);
+
 /* Format readers (all fill a new ge_tensors). */
 ge_status ge_safetensors_read(ge_tensors **out, const char *path);
 ge_status ge_npy_read_tensors(ge_tensors **out, const char *path);

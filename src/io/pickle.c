@@ -30,7 +30,7 @@
 #define MAX_GLOBAL_LINE 256          /* module or name of a GLOBAL */
 #define MAX_BIGINT 64                /* bytes of a LONG1 / LONG4 integer */
 #define MAX_KEY 128                  /* bytes of a storage key */
-#define CHUNK 4096                   /* values per arena chunk */
+#define CHUNK 4096                   /* values per arena chunk (the first ones are smaller) */
 
 struct ge_pk_arena {
     ge_pk_value **chunks;
@@ -91,13 +91,19 @@ static const char *kind_name(ge_pk_kind k) {
 
 /* ---- Arena ------------------------------------------------------------- */
 
+/* Values in chunk c: 64, 128, ... up to CHUNK, so that the many tiny pickles
+ * (the legacy format's headers) do not each zero 640 KiB. */
+static size_t chunk_size(size_t c) {
+    return c >= 6 ? CHUNK : (size_t)64 << c;
+}
+
 static ge_pk_value *newv(P *p, ge_pk_kind kind) {
     struct ge_pk_arena *a = p->a;
     if (a->n_values >= MAX_VALUES) {
         fail(p, GE_ERR_FORMAT, "more than %zu objects", MAX_VALUES);
         return NULL;
     }
-    if (a->n_chunks == 0 || a->used == CHUNK) {
+    if (a->n_chunks == 0 || a->used == chunk_size(a->n_chunks - 1)) {
         if (a->n_chunks == a->cap_chunks) {
             size_t cap = a->cap_chunks ? a->cap_chunks * 2 : 16;
             ge_pk_value **c = realloc(a->chunks, cap * sizeof *c);
@@ -108,7 +114,7 @@ static ge_pk_value *newv(P *p, ge_pk_kind kind) {
             a->chunks = c;
             a->cap_chunks = cap;
         }
-        ge_pk_value *chunk = calloc(CHUNK, sizeof *chunk);
+        ge_pk_value *chunk = malloc(chunk_size(a->n_chunks) * sizeof *chunk);
         if (!chunk) {
             fail(p, GE_ERR_NOMEM, "out of memory");
             return NULL;
@@ -130,7 +136,7 @@ static int is_seq(ge_pk_kind k) {
 static void arena_free(struct ge_pk_arena *a) {
     if (!a) return;
     for (size_t c = 0; c < a->n_chunks; c++) {
-        size_t n = c + 1 == a->n_chunks ? a->used : CHUNK;
+        size_t n = c + 1 == a->n_chunks ? a->used : chunk_size(c);
         for (size_t i = 0; i < n; i++)
             if (is_seq(a->chunks[c][i].kind)) free(a->chunks[c][i].u.seq.v);
         free(a->chunks[c]);

@@ -11,7 +11,8 @@
  * exactly, and no two tensors may share bytes. Tensors come out in data
  * order, which is the order every writer (ours included) puts them in.
  *
- * Writing: F32 only, header entries in the caller's order with
+ * Writing: F32 (or F16, rounded to nearest even, for compact shipped
+ * weights: ge_safetensors_save_f16), header entries in the caller's order with
  * "__metadata__" first, the header padded with spaces to a multiple of 8 so
  * that the data (and so every float) is aligned for mapping, through an
  * atomic temporary file. */
@@ -257,7 +258,7 @@ static ge_status check_tensors(const char *path, const ge_tensor *t, int n) {
 
 /* The header JSON (malloc'd, padded with spaces to a multiple of 8). */
 static ge_status build_header(const char *path, const ge_tensor *t, int n,
-                              const char *metadata_json, char **out, size_t *out_len) {
+                              const char *metadata_json, int f16, char **out, size_t *out_len) {
     json_object *root = json_object_new_object(), *meta = NULL;
     ge_status s = GE_OK;
     if (!root) return ge_fail(GE_ERR_NOMEM, "%s: out of memory", path);
@@ -300,10 +301,10 @@ static ge_status build_header(const char *path, const ge_tensor *t, int n,
         }
         for (int d = 0; d < t[i].ndim; d++)
             json_object_array_add(shape, json_object_new_int64(t[i].shape[d]));
-        size_t bytes = t[i].numel * 4;
+        size_t bytes = t[i].numel * (f16 ? 2 : 4);
         json_object_array_add(offs, json_object_new_int64((int64_t)offset));
         json_object_array_add(offs, json_object_new_int64((int64_t)(offset + bytes)));
-        json_object_object_add(e, "dtype", json_object_new_string("F32"));
+        json_object_object_add(e, "dtype", json_object_new_string(f16 ? "F16" : "F32"));
         json_object_object_add(e, "shape", shape);
         json_object_object_add(e, "data_offsets", offs);
         json_object_object_add(root, t[i].name, e);
@@ -331,15 +332,50 @@ fail:
     return s;
 }
 
+/* IEEE single to half, rounded to nearest even; overflow gives +-inf,
+ * NaN stays NaN, tiny values become subnormal halves or zero. */
+static uint16_t f32_to_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
+    uint32_t ax = x & 0x7fffffffu;
+    if (ax >= 0x7f800000u) return (uint16_t)(sign | (ax > 0x7f800000u ? 0x7e00u : 0x7c00u));
+    if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* rounds past 65504 */
+    if (ax < 0x38800000u) {                                    /* below 2^-14: subnormal */
+        if (ax < 0x33000000u) return sign;                     /* below half of 2^-24 */
+        uint32_t m = (ax & 0x7fffffu) | 0x800000u;
+        int shift = 126 - (int)(ax >> 23); /* 14..24 */
+        uint32_t h = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (h & 1u))) h++;
+        return (uint16_t)(sign | h);
+    }
+    uint32_t h = ((ax >> 13) - (112u << 10)), rem = ax & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) h++;
+    return (uint16_t)(sign | h);
+}
+
+static ge_status save_impl(const char *path, const ge_tensor *tensors, int n,
+                           const char *metadata_json, int f16);
+
 ge_status ge_safetensors_save(const char *path, const ge_tensor *tensors, int n,
                               const char *metadata_json) {
+    return save_impl(path, tensors, n, metadata_json, 0);
+}
+
+ge_status ge_safetensors_save_f16(const char *path, const ge_tensor *tensors, int n,
+                                  const char *metadata_json) {
+    return save_impl(path, tensors, n, metadata_json, 1);
+}
+
+static ge_status save_impl(const char *path, const ge_tensor *tensors, int n,
+                           const char *metadata_json, int f16) {
     if (!path) return ge_fail(GE_ERR_ARG, "no output file name given");
     if (n < 0 || (n > 0 && !tensors)) return ge_fail(GE_ERR_ARG, "%s: no tensors to write", path);
     ge_status s = check_tensors(path, tensors, n);
     if (s) return s;
     char *h = NULL;
     size_t hl = 0;
-    if ((s = build_header(path, tensors, n, metadata_json, &h, &hl))) return s;
+    if ((s = build_header(path, tensors, n, metadata_json, f16, &h, &hl))) return s;
     unsigned char pre[8];
     for (int i = 0; i < 8; i++)
         pre[i] = (unsigned char)((uint64_t)hl >> (8 * i));
@@ -349,9 +385,21 @@ ge_status ge_safetensors_save(const char *path, const ge_tensor *tensors, int n,
         return s;
     }
     int ok = fwrite(pre, 1, 8, af.f) == 8 && fwrite(h, 1, hl, af.f) == hl;
-    for (int i = 0; ok && i < n; i++)
+    for (int i = 0; ok && i < n && !f16; i++)
         ok = !tensors[i].numel ||
              fwrite(tensors[i].data, 4, tensors[i].numel, af.f) == tensors[i].numel;
+    for (int i = 0; ok && i < n && f16; i++) {
+        unsigned char buf[4096];
+        for (size_t j = 0; ok && j < tensors[i].numel; j += sizeof buf / 2) {
+            size_t m = tensors[i].numel - j < sizeof buf / 2 ? tensors[i].numel - j : sizeof buf / 2;
+            for (size_t k = 0; k < m; k++) {
+                uint16_t v = f32_to_f16(tensors[i].data[j + k]);
+                buf[2 * k] = (unsigned char)(v & 0xff);
+                buf[2 * k + 1] = (unsigned char)(v >> 8);
+            }
+            ok = fwrite(buf, 2, m, af.f) == m;
+        }
+    }
     free(h);
     if (!ok) {
         ge_atomic_abort(&af);

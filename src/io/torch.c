@@ -395,13 +395,19 @@ static ge_status load_zip(ge_tensors **out, const char *path) {
                  (const char *)st->u.storage.key);
         size_t bytes;
         if ((s = zip_member(path, z, mname, &idx, &size))) goto done;
-        if ((s = job_alloc(&j, i, &bytes))) goto done;
+        /* the member's size before allocating: a pickle may claim a terabyte */
+        if (!ge_mul_ok((size_t)st->u.storage.numel, ge_dtype_size(st->u.storage.dtype), &bytes)) {
+            s = ge_fail(GE_ERR_FORMAT, "%s: storage of %lld elements is too large", path,
+                        (long long)st->u.storage.numel);
+            goto done;
+        }
         if (size != bytes) {
             s = ge_fail(GE_ERR_FORMAT,
                         "%s: archive member %s holds %zu bytes, its storage needs %zu", path, mname,
                         size, bytes);
             goto done;
         }
+        if ((s = job_alloc(&j, i, &bytes))) goto done;
         if (st->u.storage.dtype == GE_DT_F32) {
             s = zip_read(path, z, idx, mname, j.data[i], bytes);
         } else {

@@ -19,7 +19,9 @@
  * forward keeps every node (the inputs each op's backward needs); backward
  * walks the chain in reverse with two ping-pong gradient buffers. All buffers
  * live in one allocation sized for the batch size and reused until it
- * changes; weights are frozen, so no weight gradient is ever computed. */
+ * changes. Editing never needs weight gradients (the plain backward skips
+ * them); the trainer (src/train) asks for them through backward_params, which
+ * adds each layer's dW/db into a tensor set with the weights' own names. */
 #include "kernels/kernels.h"
 #include "models/models.h"
 #include "ops/ops.h"
@@ -40,6 +42,7 @@ typedef struct {
     const float *weight; /* conv: (c_out, c_in, k, k); convt: (c_in, c_out, k, k) */
     const float *bias;   /* (c_out) or NULL */
     int k, stride, pad;
+    int layer;   /* conv/convt: the 1-based layer number of its weight's key */
     float *data; /* (n, c, h, w), into the arena */
 } dc_node;
 
@@ -180,8 +183,22 @@ static ge_status dc_forward(void *impl, float *img, const float *latent, ge_late
     return GE_OK;
 }
 
-static ge_status dc_backward(void *impl, float *dlatent, const float *dimg) {
-    dcgan *g = impl;
+static void dc_key(char *buf, size_t cap, int deluxe, int l, const char *what);
+
+/* The gradient tensor for layer l's `what` in grads, or NULL (skipped). */
+static float *dc_grad(const dcgan *g, const ge_tensors *grads, int l, const char *what) {
+    if (!grads) return NULL;
+    char key[64];
+    dc_key(key, sizeof key, g->deluxe, l, what);
+    const ge_tensor *t = ge_tensors_find(grads, key);
+    return t ? t->data : NULL;
+}
+
+/* The backward of the last forward: dlatent (if not NULL) and, with grads,
+ * the weight gradients. The input gradient of layer 1 is skipped when
+ * dlatent is NULL. */
+static ge_status dc_backward_all(dcgan *g, float *dlatent, const float *dimg,
+                                 const ge_tensors *grads) {
     if (!g->have_forward) return ge_fail(GE_ERR_ARG, "DCGAN backward called before forward");
     int n = g->n;
     float *gy = g->grad_a, *gx = g->grad_b;
@@ -190,15 +207,21 @@ static ge_status dc_backward(void *impl, float *dlatent, const float *dimg) {
         const dc_node *x = &g->nodes[i - 1];
         const dc_node *y = &g->nodes[i];
         memset(gx, 0, node_numel(x, n) * sizeof(float));
+        float *dx = (i == 1 && !dlatent) ? NULL : gx;
+        float *dw = NULL, *db = NULL;
+        if (grads && (y->op == DC_CONV || y->op == DC_CONVT)) {
+            dw = dc_grad(g, grads, y->layer, "weight");
+            db = y->bias ? dc_grad(g, grads, y->layer, "bias") : NULL;
+        }
         switch (y->op) {
         case DC_CONV: {
             ge_conv2d_params p = conv_params(x, y, n);
-            ge_conv2d_backward(gx, NULL, NULL, gy, x->data, y->weight, &p, g->scratch);
+            ge_conv2d_backward(dx, dw, db, gy, x->data, y->weight, &p, g->scratch);
             break;
         }
         case DC_CONVT: {
             ge_convt2d_params p = convt_params(x, y, n);
-            ge_convt2d_backward(gx, NULL, NULL, gy, x->data, y->weight, &p, g->scratch);
+            ge_convt2d_backward(dx, dw, db, gy, x->data, y->weight, &p, g->scratch);
             break;
         }
         case DC_NORM:
@@ -220,10 +243,21 @@ static ge_status dc_backward(void *impl, float *dlatent, const float *dimg) {
         gy = gx;
         gx = t;
     }
-    size_t nz = node_numel(&g->nodes[0], n);
-    for (size_t i = 0; i < nz; i++)
-        dlatent[i] += gy[i];
+    if (dlatent) {
+        size_t nz = node_numel(&g->nodes[0], n);
+        for (size_t i = 0; i < nz; i++)
+            dlatent[i] += gy[i];
+    }
     return GE_OK;
+}
+
+static ge_status dc_backward(void *impl, float *dlatent, const float *dimg) {
+    return dc_backward_all(impl, dlatent, dimg, NULL);
+}
+
+static ge_status dc_backward_params(void *impl, float *dlatent, const float *dimg,
+                                    const ge_tensors *grads) {
+    return dc_backward_all(impl, dlatent, dimg, grads);
 }
 
 static void dc_free(void *impl) {
@@ -234,7 +268,8 @@ static void dc_free(void *impl) {
     free(g);
 }
 
-static const ge_gen_vtable dc_vtable = {dc_forward, dc_backward, NULL, dc_free};
+static const ge_gen_vtable dc_vtable = {dc_forward, dc_backward, NULL, dc_free,
+                                         dc_backward_params};
 
 static dc_node *dc_push(dcgan *g, dc_op op, int c, int h, int w) {
     dc_node *d = &g->nodes[g->n_nodes++];
@@ -318,7 +353,7 @@ static ge_status dc_build(dcgan *g, ge_gen_info *info, const char *path) {
     g->n_nodes = 0;
     dc_push(g, DC_INPUT, g->z_dim, 1, 1); /* node 0: z as (n, z_dim, 1, 1) */
     dc_node *d = dc_push(g, g->deluxe ? DC_CONV : DC_CONVT, c_prev, 4, 4);
-    d->weight = t1->data, d->k = 4;
+    d->weight = t1->data, d->k = 4, d->layer = 1;
     d->stride = g->deluxe ? 1 : 2, d->pad = g->deluxe ? 3 : 0;
     ge_status s = dc_bias(&d->bias, &params, g, path, 1, c_prev);
     if (s != GE_OK) return s;
@@ -353,6 +388,7 @@ static ge_status dc_build(dcgan *g, ge_gen_info *info, const char *path) {
             d->k = 4, d->stride = 2, d->pad = 1;
         }
         d->weight = t->data;
+        d->layer = l;
         s = dc_bias(&d->bias, &params, g, path, l, c_out);
         if (s != GE_OK) return s;
         res *= 2;

@@ -1,7 +1,8 @@
 /* generator.c - the public ge_generator: loads the weights, recognises the
  * architecture from the tensor names (deconv1.0.weight: DCGAN vanilla,
  * up_conv1.0.weight: DCGAN deluxe, mapping.fc0.weight: StyleGAN2-ADA) and
- * forwards calls to that model's vtable. */
+ * forwards calls to that model's vtable. Weights holding NaN or Inf are
+ * refused at load (GE_ERR_NUMERIC), never propagated into images. */
 #include "models/models.h"
 
 #include <stdio.h>
@@ -41,6 +42,24 @@ ge_status ge_expect_tensor(const ge_tensor **out, const ge_tensors *w, const cha
     return GE_OK;
 }
 
+/* Every tensor of the file is checked, used or not: a weight file holding a
+ * NaN or Inf anywhere is corrupt. The test is on the exponent bits (all ones
+ * = Inf or NaN), which also holds under -ffast-math. */
+ge_status ge_check_finite_weights(const ge_tensors *w, const char *path) {
+    for (int i = 0; i < ge_tensors_count(w); i++) {
+        const ge_tensor *t = ge_tensors_at(w, i);
+        for (size_t k = 0; k < t->numel; k++) {
+            uint32_t bits;
+            memcpy(&bits, &t->data[k], sizeof bits);
+            if ((bits & 0x7f800000u) == 0x7f800000u)
+                return ge_fail(GE_ERR_NUMERIC,
+                               "%s: tensor '%s' holds %s at element %zu: the weights are corrupt",
+                               path, t->name, (bits & 0x007fffffu) ? "NaN" : "Inf", k);
+        }
+    }
+    return GE_OK;
+}
+
 ge_status ge_generator_load(ge_generator **out, const char *path, const ge_gen_options *opt) {
     *out = NULL;
     ge_gen_options defaults;
@@ -51,6 +70,10 @@ ge_status ge_generator_load(ge_generator **out, const char *path, const ge_gen_o
     ge_tensors *w = NULL;
     ge_status s = ge_tensors_load(&w, path);
     if (s != GE_OK) return s;
+    if ((s = ge_check_finite_weights(w, path)) != GE_OK) {
+        ge_tensors_free(w);
+        return s;
+    }
     ge_generator *g = ge_calloc(1, sizeof *g);
     if (!g) {
         ge_tensors_free(w);

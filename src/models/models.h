@@ -20,6 +20,11 @@ typedef struct {
     /* StyleGAN2 only (NULL otherwise): ws (n, num_ws, w_dim) from z */
     ge_status (*mapping)(void *impl, float *ws, const float *z, int n, const ge_gen_call *call);
     void (*free)(void *impl);
+    /* Training (NULL where unsupported): as backward, but dlatent may be NULL
+     * (skipped), and the weight gradients are ADDED into the tensors of
+     * `grads` that carry the weights' names (names absent there are skipped). */
+    ge_status (*backward_params)(void *impl, float *dlatent, const float *dimg,
+                                 const ge_tensors *grads);
 } ge_gen_vtable;
 
 struct ge_generator {
@@ -39,9 +44,27 @@ ge_status ge_stylegan2_create(const ge_gen_vtable **vt, void **impl, ge_gen_info
 ge_status ge_stylegan2_debug_block(const void *impl, int res, const float **x, const float **img,
                                    int *c);
 
+/* ---- discriminators (training only; src/models/discriminator.c) --------
+ * The course's DCGAN discriminator: x (n, 3, R, R) in [-1, 1] -> logits (n).
+ * create takes ownership of w (conv{1..M+1}.0.weight, conv{M+1}.0.bias);
+ * R follows from the number of layers. backward ADDS dx (n, 3, R, R) (NULL:
+ * skipped) and the weight gradients into the tensors of grads named like the
+ * weights (grads NULL or a name absent: skipped), for the last forward. */
+typedef struct ge_disc ge_disc;
+ge_status ge_disc_create(ge_disc **out, ge_tensors *w, const char *path);
+ge_status ge_disc_forward(ge_disc *d, float *logits, const float *x, int n);
+ge_status ge_disc_backward(ge_disc *d, float *dx, const ge_tensors *grads, const float *dlogits);
+int ge_disc_resolution(const ge_disc *d);
+void ge_disc_free(ge_disc *d);
+
 /* Shape checking helper for model loaders: finds `name` in w with exactly the
  * given shape (ndim dims); on failure sets a message naming path and tensor. */
 ge_status ge_expect_tensor(const ge_tensor **out, const ge_tensors *w, const char *path,
                            const char *name, int ndim, const int64_t *shape);
+
+/* Load-time check (generator.c, used by the generator and VGG loaders):
+ * GE_ERR_NUMERIC naming path and the first tensor that holds a NaN or Inf,
+ * so corrupt weights are refused before they can reach an output. */
+ge_status ge_check_finite_weights(const ge_tensors *w, const char *path);
 
 #endif /* GE_MODELS_H */

@@ -1,9 +1,14 @@
 /* stylegan2.c - the StyleGAN2-ADA generator (NVlabs stylegan2-ada-pytorch,
  * training/networks.py Generator with the 'skip' synthesis architecture):
  * mapping network, synthesis network, and the backward pass from the image to
- * each latent space (z, w, w+). Weights are never trained here, so no weight
- * gradient is computed; the styles' gradients come from the per-sample
- * (modulated) weight gradients that ge_conv2d / ge_convt2d give.
+ * each latent space (z, w, w+). Editing never trains the weights, so the
+ * plain backward computes no weight gradient; the styles' gradients come from
+ * the per-sample (modulated) weight gradients that ge_conv2d / ge_convt2d
+ * give. For training (src/train), backward_params also adds every trainable
+ * tensor's gradient into a tensor set keyed by the state-dict names: conv
+ * and torgb weights, biases, affine layers, noise strengths, the b4 const
+ * and, for z inputs, the mapping layers (buffers such as w_avg, noise_const
+ * and resample_filter get none).
  *
  * How it maps to the official code (docs/stylegan2.md has the long version):
  *  - MappingNetwork: normalize_2nd_moment (ge_norm2), then per fc layer
@@ -52,7 +57,10 @@ typedef struct {
     const float *bias;        /* (c_out) */
     const float *noise_const; /* (res, res), NULL when the layer has no noise input */
     const float *filter;      /* (4, 4) resample_filter, conv0 only */
-    float noise_strength;
+    float noise_strength;     /* *ns, read at every forward */
+    const float *ns;          /* the noise_strength tensor (scalar), or NULL */
+    char name[48];            /* key prefix, e.g. "synthesis.b8.conv0" */
+    int idx;                  /* layer number of the last forward (random noise seed) */
     float style_gain; /* 1, or 1/sqrt(c_in k^2) for torgb */
     float clamp;      /* < 0: none */
     /* workspace */
@@ -122,6 +130,9 @@ typedef struct {
     float *op_scratch;
 
     /* the last forward */
+    const ge_tensors *grads; /* during backward_params: where weight gradients go */
+    ge_noise_mode last_noise;
+    uint64_t last_noise_seed;
     int valid, last_n;
     ge_latent_space last_sp;
     float last_psi;
@@ -338,6 +349,16 @@ static ge_linear_params affine_params(const sg_model *g, const sg_layer *L, int 
 
 /* ---- mapping ---------------------------------------------------------------- */
 
+/* The gradient tensor "<prefix>.<what>" of the running backward_params, or
+ * NULL (plain backward, or a name the caller did not ask for). */
+static float *sg_grad(const sg_model *g, const char *prefix, const char *what) {
+    if (!g->grads) return NULL;
+    char key[96];
+    snprintf(key, sizeof key, "%s.%s", prefix, what);
+    const ge_tensor *t = ge_tensors_find(g->grads, key);
+    return t ? t->data : NULL;
+}
+
 static ge_bias_act_params fc_act(const sg_model *g, int l, int n) {
     ge_bias_act_params p;
     memset(&p, 0, sizeof p);
@@ -373,7 +394,8 @@ static const float *mapping_forward(const sg_model *g, const sg_mapbufs *mb, con
     return x;
 }
 
-/* dz (n, z_dim) += J^T dw for the mapping run kept in mb (z its input). */
+/* dz (n, z_dim) += J^T dw for the mapping run kept in mb (z its input); dz
+ * may be NULL (only weight gradients, during backward_params). */
 static void mapping_backward(sg_model *g, float *dz, const float *dw, const float *z, int n) {
     const sg_mapbufs *mb = &g->map;
     float *cur = g->dmap_a, *nxt = g->dmap_b;
@@ -383,15 +405,18 @@ static void mapping_backward(sg_model *g, float *dz, const float *dw, const floa
         float *dlin = g->dmap_c;
         memset(dlin, 0, (size_t)n * g->fc[l].out * sizeof(float));
         ge_bias_act_params ap = fc_act(g, l, n);
-        ge_bias_act_backward(dlin, NULL, cur, mb->lin[l], g->fc[l].b, &ap);
+        char fc[32];
+        snprintf(fc, sizeof fc, "mapping.fc%d", l);
+        ge_bias_act_backward(dlin, sg_grad(g, fc, "bias"), cur, mb->lin[l], g->fc[l].b, &ap);
         memset(nxt, 0, (size_t)n * g->fc[l].in * sizeof(float));
         ge_linear_params lp = fc_lin(g, l, n);
-        ge_linear_backward(nxt, NULL, NULL, dlin, l ? mb->act[l - 1] : mb->x0, g->fc[l].w, &lp);
+        ge_linear_backward(nxt, sg_grad(g, fc, "weight"), NULL, dlin, l ? mb->act[l - 1] : mb->x0,
+                           g->fc[l].w, &lp);
         float *t = cur;
         cur = nxt;
         nxt = t;
     }
-    ge_norm2_backward(dz, cur, z, n, g->z_dim, 1e-8f);
+    if (dz) ge_norm2_backward(dz, cur, z, n, g->z_dim, 1e-8f);
 }
 
 /* ws (n, num_ws, w_dim) = w (n, w_dim) broadcast, rows < cutoff truncated. */
@@ -430,6 +455,8 @@ static void layer_forward(sg_model *g, sg_layer *L, float *rgb, const float *x, 
                           const ge_gen_call *call, int layer_idx) {
     size_t plane = (size_t)L->res * L->res;
     L->in = x;
+    L->idx = layer_idx;
+    if (L->ns) L->noise_strength = L->ns[0]; /* the weights may change between calls */
     gather_row(g->wrow, g->ws, L->row, n, g->num_ws, g->w_dim);
     ge_linear_params lp = affine_params(g, L, n);
     ge_linear_forward(L->styles, g->wrow, L->aff_w, L->aff_b, &lp);
@@ -477,7 +504,18 @@ static void layer_backward(sg_model *g, sg_layer *L, float *dx, const float *dy,
     float *dpre = g->tmp_a;
     memset(dpre, 0, (size_t)n * L->c_out * plane * sizeof(float));
     ge_bias_act_params ap = layer_act(L, n);
-    ge_bias_act_backward(dpre, NULL, dy, L->pre, L->bias, &ap);
+    ge_bias_act_backward(dpre, sg_grad(g, L->name, "bias"), dy, L->pre, L->bias, &ap);
+    float *dns = L->noise_const ? sg_grad(g, L->name, "noise_strength") : NULL;
+    if (dns && g->last_noise == GE_NOISE_CONST) {
+        ge_noise_backward(NULL, dns, dpre, L->noise_const, n, L->c_out, plane, 1);
+    } else if (dns && g->last_noise == GE_NOISE_RANDOM) { /* the forward's planes again */
+        for (int i = 0; i < n; i++) {
+            ge_rng r;
+            ge_rng_seed(&r, g->last_noise_seed + ((uint64_t)i << 8) + (uint64_t)L->idx);
+            ge_rng_fill_normal(&r, g->noise + (size_t)i * plane, plane);
+        }
+        ge_noise_backward(NULL, dns, dpre, g->noise, n, L->c_out, plane, n);
+    }
 
     ge_modulate_params mp = mod_params(L, n);
     ge_modulate_forward(g->wm, L->weight, L->styles, &mp);
@@ -504,14 +542,15 @@ static void layer_backward(sg_model *g, sg_layer *L, float *dx, const float *dy,
         ge_conv2d_backward(dx, g->dwm, NULL, dpre, L->in, g->wm, &cp, g->op_scratch);
     }
     memset(g->ds, 0, (size_t)n * L->c_in * sizeof(float));
-    ge_modulate_backward(g->ds, NULL, dwm, L->weight, L->styles, &mp);
+    ge_modulate_backward(g->ds, sg_grad(g, L->name, "weight"), dwm, L->weight, L->styles, &mp);
     if (L->style_gain != 1.f)
         for (size_t i = 0; i < (size_t)n * L->c_in; i++)
             g->ds[i] *= L->style_gain;
     gather_row(g->wrow, g->ws, L->row, n, g->num_ws, g->w_dim);
     memset(g->dwrow, 0, (size_t)n * g->w_dim * sizeof(float));
     ge_linear_params lp = affine_params(g, L, n);
-    ge_linear_backward(g->dwrow, NULL, NULL, g->ds, g->wrow, L->aff_w, &lp);
+    ge_linear_backward(g->dwrow, sg_grad(g, L->name, "affine.weight"),
+                       sg_grad(g, L->name, "affine.bias"), g->ds, g->wrow, L->aff_w, &lp);
     scatter_add_row(g->d_ws, g->dwrow, L->row, n, g->num_ws, g->w_dim);
 }
 
@@ -567,7 +606,12 @@ static void synthesis_backward(sg_model *g, const float *dimg, int n) {
             dimg_b = dprev;
         }
         if (!b) {
-            layer_backward(g, &B->conv1, NULL, dx_out, n);
+            float *dconst = sg_grad(g, "synthesis.b4", "const"); /* (c, 4, 4) */
+            size_t cn = (size_t)B->c * 16;
+            if (dconst) memset(dx_mid, 0, (size_t)n * cn * sizeof(float));
+            layer_backward(g, &B->conv1, dconst ? dx_mid : NULL, dx_out, n);
+            for (int i = 0; dconst && i < n; i++) /* the const is shared by the batch */
+                for (size_t j = 0; j < cn; j++) dconst[j] += dx_mid[(size_t)i * cn + j];
             break;
         }
         memset(dx_mid, 0, (size_t)n * B->c * B->res * B->res * sizeof(float));
@@ -608,6 +652,8 @@ static ge_status sg_forward(void *impl, float *img, const float *latent, ge_late
     default:
         return ge_fail(GE_ERR_ARG, "unknown latent space %d", (int)sp);
     }
+    g->last_noise = call->noise;
+    g->last_noise_seed = call->noise_seed;
     synthesis_forward(g, img, n, call);
     g->valid = 1;
     g->last_n = n;
@@ -617,8 +663,9 @@ static ge_status sg_forward(void *impl, float *img, const float *latent, ge_late
     return GE_OK;
 }
 
-static ge_status sg_backward(void *impl, float *dlatent, const float *dimg) {
-    sg_model *g = impl;
+/* The backward of the last forward; dlatent may be NULL when grads is not
+ * (weight gradients only). */
+static ge_status sg_backward_all(sg_model *g, float *dlatent, const float *dimg) {
     if (!g->valid) return ge_fail(GE_ERR_ARG, "%s: backward without a forward", g->path);
     int n = g->last_n, nw = g->num_ws, wd = g->w_dim;
     synthesis_backward(g, dimg, n);
@@ -633,7 +680,7 @@ static ge_status sg_backward(void *impl, float *dlatent, const float *dimg) {
             }
     }
     if (g->last_sp == GE_LATENT_WPLUS) {
-        for (size_t i = 0; i < (size_t)n * nw * wd; i++)
+        for (size_t i = 0; dlatent && i < (size_t)n * nw * wd; i++)
             dlatent[i] += g->d_ws[i];
         return GE_OK;
     }
@@ -647,12 +694,27 @@ static ge_status sg_backward(void *impl, float *dlatent, const float *dimg) {
             dw[(size_t)i * wd + j] = acc;
         }
     if (g->last_sp == GE_LATENT_W) {
-        for (size_t i = 0; i < (size_t)n * wd; i++)
+        for (size_t i = 0; dlatent && i < (size_t)n * wd; i++)
             dlatent[i] += dw[i];
         return GE_OK;
     }
     mapping_backward(g, dlatent, dw, g->z, n);
     return GE_OK;
+}
+
+static ge_status sg_backward(void *impl, float *dlatent, const float *dimg) {
+    sg_model *g = impl;
+    g->grads = NULL;
+    return sg_backward_all(g, dlatent, dimg);
+}
+
+static ge_status sg_backward_params(void *impl, float *dlatent, const float *dimg,
+                                    const ge_tensors *grads) {
+    sg_model *g = impl;
+    g->grads = grads;
+    ge_status s = sg_backward_all(g, dlatent, dimg);
+    g->grads = NULL;
+    return s;
 }
 
 static ge_status sg_mapping(void *impl, float *ws, const float *z, int n, const ge_gen_call *call) {
@@ -691,7 +753,8 @@ static void sg_free(void *impl) {
     free(g);
 }
 
-static const ge_gen_vtable sg_vtable = {sg_forward, sg_backward, sg_mapping, sg_free};
+static const ge_gen_vtable sg_vtable = {sg_forward, sg_backward, sg_mapping, sg_free,
+                                         sg_backward_params};
 
 /* ---- loading ------------------------------------------------------------------ */
 
@@ -827,6 +890,7 @@ static ge_status load_layer(sg_model *g, sg_layer *L, const char *prefix, int c_
     L->k = torgb ? 1 : SG_K;
     L->style_gain = torgb ? (float)(1.0 / sqrt((double)c_in * L->k * L->k)) : 1.f;
     L->clamp = g->conv_clamp;
+    snprintf(L->name, sizeof L->name, "%s", prefix);
     snprintf(name, sizeof name, "%s.affine.weight", prefix);
     if ((s = want(&L->aff_w, g, name, 2, c_in, g->w_dim, 0, 0))) return s;
     snprintf(name, sizeof name, "%s.affine.bias", prefix);
@@ -843,6 +907,7 @@ static ge_status load_layer(sg_model *g, sg_layer *L, const char *prefix, int c_
         snprintf(name, sizeof name, "%s.noise_strength", prefix);
         if ((s = want(&ns, g, name, 0, 0, 0, 0, 0))) return s;
         L->noise_strength = ns[0];
+        L->ns = ns;
     }
     if (up) {
         snprintf(name, sizeof name, "%s.resample_filter", prefix);

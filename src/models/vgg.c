@@ -206,6 +206,7 @@ ge_status ge_vgg_load(ge_vgg **out, const char *path) {
     ge_vgg *v = ge_calloc(1, sizeof *v);
     if (!v) return GE_ERR_NOMEM;
     ge_status s = ge_tensors_load(&v->t, path);
+    if (s == GE_OK) s = ge_check_finite_weights(v->t, path); /* issue 8: NaN/Inf refused */
     if (s == GE_OK) s = vgg_build(v, path);
     if (s != GE_OK) {
         ge_vgg_free(v);

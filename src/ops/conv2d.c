@@ -13,7 +13,14 @@
  * the column buffer at a few MB whatever the image size: the whole-image
  * matrix would be 151 MB for a 64-channel 256x256 layer, and memory traffic,
  * not arithmetic, would set the speed. A 1x1 convolution with stride 1 and
- * no padding needs no im2col at all: x_i is its own column matrix. */
+ * no padding needs no im2col at all: x_i is its own column matrix.
+ *
+ * Fast path: direct oneDNN convolutions (kernels/dnnl_conv.c), for every
+ * convolution with a kernel larger than 1x1 that oneDNN does well; shared
+ * weights go through as one batched primitive call, per-sample weights as
+ * one call per sample. im2col + GEMM above is the reference the fast path is
+ * tested against (tests/test_speed_conv.c) and the fallback when oneDNN
+ * declines a problem. */
 #include "kernels/kernels.h"
 #include "ops/ops.h"
 
@@ -34,6 +41,26 @@ size_t ge_conv2d_scratch(const ge_conv2d_params *p) {
     return (size_t)k * ge_col_rows(k, oh, ow) * ow;
 }
 
+static ge_dconv_shape dshape(const ge_conv2d_params *p, int n) {
+    ge_dconv_shape s = {.n = n,
+                        .c_in = p->c_in,
+                        .h = p->h,
+                        .w = p->w,
+                        .c_out = p->c_out,
+                        .kh = p->kh,
+                        .kw = p->kw,
+                        .stride = p->stride,
+                        .pad = p->pad,
+                        .pad_mode = p->pad_mode};
+    return s;
+}
+
+/* The fast path is used for convolutions with a spatial kernel (1x1 ones are
+ * a plain GEMM already). */
+static int use_fast(const ge_conv2d_params *p) {
+    return !is_pointwise(p);
+}
+
 void ge_conv2d_forward(float *y, const float *x, const float *w, const float *b,
                        const ge_conv2d_params *p, float *scratch) {
     int oh, ow;
@@ -42,10 +69,18 @@ void ge_conv2d_forward(float *y, const float *x, const float *w, const float *b,
     size_t hw = (size_t)p->h * p->w;
     int direct = is_pointwise(p);
     int band = direct ? oh : ge_col_rows(k, oh, ow);
+    int fast = use_fast(p);
+    if (fast && !p->w_sample_stride) {
+        ge_dconv_shape s = dshape(p, p->n);
+        if (ge_dconv_forward(y, x, w, b, &s, 0)) return;
+        fast = 0;
+    }
+    ge_dconv_shape s1 = dshape(p, 1);
     for (int i = 0; i < p->n; i++) {
         const float *xi = x + (size_t)i * p->c_in * hw;       /* (c_in, h, w) */
         const float *wi = w + (size_t)i * p->w_sample_stride; /* (c_out, K) */
         float *yi = y + (size_t)i * p->c_out * ohw;           /* (c_out, oh*ow) */
+        if (fast && ge_dconv_forward(yi, xi, wi, b, &s1, 0)) continue;
         if (b)
             for (int o = 0; o < p->c_out; o++)
                 for (int j = 0; j < ohw; j++)
@@ -74,12 +109,26 @@ void ge_conv2d_backward(float *dx, float *dw, float *db, const float *dy, const 
     int band = direct ? oh : ge_col_rows(k, oh, ow);
     if (db) ge_sum_channels(db, dy, p->n, p->c_out, (size_t)ohw);
     if (!dx && !dw) return;
+    int fast = use_fast(p);
+    if (fast && !p->w_sample_stride) { /* one batched call each; what oneDNN declines is left */
+        ge_dconv_shape s = dshape(p, p->n);
+        if (dx && ge_dconv_backward_data(dx, dy, w, NULL, &s, 1)) dx = NULL;
+        if (dw && ge_dconv_backward_weights(dw, dy, x, &s)) dw = NULL;
+        if (!dx && !dw) return;
+        fast = 0;
+    }
+    ge_dconv_shape s1 = dshape(p, 1);
     for (int i = 0; i < p->n; i++) {
         const float *dyi = dy + (size_t)i * p->c_out * ohw;           /* (c_out, oh*ow) */
         const float *wi = w + (size_t)i * p->w_sample_stride;         /* (c_out, K) */
         const float *xi = x + (size_t)i * p->c_in * hw;               /* (c_in, h, w) */
         float *dwi = dw ? dw + (size_t)i * p->w_sample_stride : NULL; /* (c_out, K) */
         float *dxi = dx ? dx + (size_t)i * p->c_in * hw : NULL;       /* (c_in, h, w) */
+        if (fast) {
+            if (dxi && ge_dconv_backward_data(dxi, dyi, wi, NULL, &s1, 1)) dxi = NULL;
+            if (dwi && ge_dconv_backward_weights(dwi, dyi, xi, &s1)) dwi = NULL;
+            if (!dxi && !dwi) continue;
+        }
         if (direct) {
             if (dwi) ge_gemm(0, 1, p->c_out, k, ohw, 1.f, dyi, ohw, xi, ohw, 1.f, dwi, k);
             if (dxi) ge_gemm(1, 0, k, ohw, p->c_out, 1.f, wi, k, dyi, ohw, 1.f, dxi, ohw);

@@ -154,6 +154,49 @@ void ge_modulate_forward(float *wm, const float *w, const float *s, const ge_mod
 void ge_modulate_backward(float *ds, float *dw, const float *dwm, const float *w, const float *s,
                           const ge_modulate_params *p);
 
+/* ---- modulated convolution, unfused (StyleGAN2's fused_modconv=False) --------
+ * The same maths as ge_modulate + a per-sample conv, without ever building
+ * per-sample weights: the styles scale the input channels, the SHARED weight
+ * convolves, the demodulation coefficients scale the output channels:
+ *   y (n, c_out, oh, ow) = d (n, c_out) * conv(x (n, c_in, h, w) * s (n, c_in), w)
+ *   d[i,o] = 1 / sqrt(sum_c s[i,c]^2 wsq[o,c] + 1e-8)  (demod; else d = 1),
+ *   wsq (c_out, c_in) = sum over the k*k taps of w^2.
+ * up 0: conv2d, w (c_out, c_in, k, k), stride 1, zero pad k/2: oh = h.
+ * up 1: StyleGAN2's conv0 before its FIR: conv_transpose2d, stride 2, pad 0,
+ *       of each sample's weight transposed to (c_in, c_out, k, k) and not
+ *       flipped (the model's swap_oi + ge_convt2d): oh = 2 (h - 1) + k.
+ * The backward gives dx and ds with one input-gradient convolution, where
+ * the fused form costs two (input and per-sample weight gradients); dw (for
+ * training; NULL when editing) adds one shared weight-gradient convolution.
+ * It needs the forward's output y as well as its input x (the exception to
+ * the rule of ops.h): dL/dd comes from y / d. wsq may be given
+ * (ge_modconv_wsq, once per weight; recompute it when w changes) or NULL
+ * (computed into scratch on every call). */
+typedef struct {
+    int n, c_in, h, w;
+    int c_out, k;
+    int up;
+    int demod;
+    const float *wsq; /* (c_out, c_in) or NULL */
+    int w_const;      /* 1: w's values stay the same until ge_modconv_forget(w) (a frozen
+                         model while editing): the fast path keeps its packed copy of w
+                         between calls; 0: w is packed again on every call (training) */
+} ge_modconv_params;
+
+void ge_modconv_out_size(const ge_modconv_params *p, int *oh, int *ow);
+/* Drops what w_const calls kept for w; call it before w changes or is freed. */
+void ge_modconv_forget(const float *w);
+size_t ge_modconv_scratch(const ge_modconv_params *p); /* floats */
+/* wsq (c_out, c_in) = sum_taps w^2, for w (c_out, c_in, k, k). */
+void ge_modconv_wsq(float *wsq, const float *w, int c_out, int c_in, int k);
+void ge_modconv_forward(float *y, const float *x, const float *w, const float *s,
+                        const ge_modconv_params *p, float *scratch);
+/* dx (n, c_in, h, w) += ..., ds (n, c_in) += ..., dw (c_out, c_in, k, k)
+ * += ... (each may be NULL), from dy and the forward's y, x, w, s. */
+void ge_modconv_backward(float *dx, float *ds, float *dw, const float *dy, const float *y,
+                         const float *x, const float *w, const float *s, const ge_modconv_params *p,
+                         float *scratch);
+
 /* ---- noise injection ---------------------------------------------------
  * y (n, c, hw) = x + strength * noise (n_noise, hw) broadcast over c, where
  * noise has one plane per sample (n_noise = n) or one for all (n_noise = 1).
