@@ -67,6 +67,10 @@ typedef struct {
     float *styles;   /* (n, c_in) */
     float *pre;      /* (n, c_out, res, res): conv (+ noise), the input of bias_act */
     float *out;      /* (n, c_out, res, res); NULL for torgb */
+    float *convout;  /* (n, c_out, res(+1 up), ...): the modulated conv's output, kept for
+                        ge_modconv_backward */
+    int w_const;     /* the weight lies in the read-only map of the file: it cannot change */
+    float *wsq;      /* (c_out, c_in) sum of the weight's squared taps, kept when w_const */
     const float *in; /* (n, c_in, res/up, res/up): the input the last forward read */
 } sg_layer;
 
@@ -147,30 +151,7 @@ static float *carve(float *base, size_t *off, size_t count) {
     return p;
 }
 
-static void conv_params(ge_conv2d_params *p, const sg_layer *L, int n) {
-    memset(p, 0, sizeof *p);
-    p->n = n;
-    p->c_in = L->c_in;
-    p->h = p->w = L->res;
-    p->c_out = L->c_out;
-    p->kh = p->kw = L->k;
-    p->stride = 1;
-    p->pad = L->k / 2;
-    p->pad_mode = GE_PAD_ZERO;
-    p->w_sample_stride = (size_t)L->c_out * L->c_in * L->k * L->k;
-}
 
-static void convt_params(ge_convt2d_params *p, const sg_layer *L, int n) {
-    memset(p, 0, sizeof *p);
-    p->n = n;
-    p->c_in = L->c_in;
-    p->h = p->w = L->res / 2;
-    p->c_out = L->c_out;
-    p->kh = p->kw = L->k;
-    p->stride = 2;
-    p->pad = 0;
-    p->w_sample_stride = (size_t)L->c_out * L->c_in * L->k * L->k;
-}
 
 /* The FIR after conv0's transposed convolution: (res+1)^2 -> res^2. */
 static void fir_params(ge_upfirdn2d_params *p, const sg_layer *L, int n) {
@@ -203,6 +184,23 @@ static void layer_carve(sg_layer *L, float *base, size_t *off, int n) {
     L->styles = carve(base, off, (size_t)n * L->c_in);
     L->pre = carve(base, off, (size_t)n * L->c_out * plane);
     L->out = L->torgb ? NULL : carve(base, off, (size_t)n * L->c_out * plane);
+    size_t cplane = L->up ? (size_t)(L->res + 1) * (L->res + 1) : plane;
+    L->convout = carve(base, off, (size_t)n * L->c_out * cplane);
+}
+
+static ge_modconv_params modconv_params(const sg_layer *L, int n) {
+    ge_modconv_params p;
+    memset(&p, 0, sizeof p);
+    p.n = n;
+    p.c_in = L->c_in;
+    p.h = p.w = L->up ? L->res / 2 : L->res;
+    p.c_out = L->c_out;
+    p.k = L->k;
+    p.up = L->up;
+    p.demod = !L->torgb;
+    p.w_const = L->w_const;
+    p.wsq = L->w_const ? L->wsq : NULL; /* else computed in scratch on every call */
+    return p;
 }
 
 static size_t maxz(size_t a, size_t b) {
@@ -235,24 +233,14 @@ static size_t layout(sg_model *g, float *base, int n) {
             act = maxz(act, (size_t)n * L->c_in * plane); /* input gradients (up: smaller) */
             wsz = maxz(wsz, (size_t)n * L->c_out * L->c_in * L->k * L->k);
             cin = maxz(cin, (size_t)n * L->c_in);
-            if (L->up) {
-                ge_convt2d_params cp;
-                convt_params(&cp, L, n);
-                actt = maxz(actt, (size_t)n * L->c_out * (L->res + 1) * (L->res + 1));
-                scratch = maxz(scratch, ge_convt2d_scratch(&cp));
-            } else {
-                ge_conv2d_params cp;
-                conv_params(&cp, L, n);
-                scratch = maxz(scratch, ge_conv2d_scratch(&cp));
-            }
+            if (L->up) actt = maxz(actt, (size_t)n * L->c_out * (L->res + 1) * (L->res + 1));
+            ge_modconv_params mp = modconv_params(L, n);
+            scratch = maxz(scratch, ge_modconv_scratch(&mp));
         }
         B->img = carve(base, &off, (size_t)n * 3 * B->res * B->res);
     }
     g->tmp_a = carve(base, &off, act);
     g->tmp_b = carve(base, &off, actt ? actt : 1);
-    g->wm = carve(base, &off, wsz);
-    g->wt = carve(base, &off, wsz);
-    g->dwm = carve(base, &off, wsz);
     g->ds = carve(base, &off, cin);
     g->wrow = carve(base, &off, (size_t)n * g->w_dim);
     g->dwrow = carve(base, &off, (size_t)n * g->w_dim);
@@ -307,15 +295,6 @@ static void scatter_add_row(float *ws, const float *src, int row, int n, int num
     }
 }
 
-/* dst (n, b, a, kk) = src (n, a, b, kk) with the two middle axes swapped:
- * conv_transpose2d wants each sample's weight as (in, out, k, k). */
-static void swap_oi(float *dst, const float *src, int n, int a, int b, int kk) {
-    for (int i = 0; i < n; i++)
-        for (int x = 0; x < a; x++)
-            for (int y = 0; y < b; y++)
-                memcpy(dst + (((size_t)i * b + y) * a + x) * kk,
-                       src + (((size_t)i * a + x) * b + y) * kk, (size_t)kk * sizeof(float));
-}
 
 /* torch.lerp(start, end, weight) for scalars, the same formula as ATen's. */
 static float lerp_torch(float start, float end, float weight) {
@@ -323,10 +302,6 @@ static float lerp_torch(float start, float end, float weight) {
     return weight < 0.5f ? start + weight * diff : end - diff * (1.f - weight);
 }
 
-static ge_modulate_params mod_params(const sg_layer *L, int n) {
-    ge_modulate_params mp = {n, L->c_out, L->c_in, L->k, !L->torgb};
-    return mp;
-}
 
 static ge_bias_act_params layer_act(const sg_layer *L, int n) {
     ge_bias_act_params p;
@@ -463,22 +438,16 @@ static void layer_forward(sg_model *g, sg_layer *L, float *rgb, const float *x, 
     if (L->style_gain != 1.f)
         for (size_t i = 0; i < (size_t)n * L->c_in; i++)
             L->styles[i] *= L->style_gain;
-    ge_modulate_params mp = mod_params(L, n);
-    ge_modulate_forward(g->wm, L->weight, L->styles, &mp);
+    ge_modconv_params mp = modconv_params(L, n);
+    ge_modconv_forward(L->convout, x, L->weight, L->styles, &mp, g->op_scratch);
 
     float *conv = L->noise_const && call->noise != GE_NOISE_NONE ? g->tmp_a : L->pre;
     if (L->up) {
-        swap_oi(g->wt, g->wm, n, L->c_out, L->c_in, L->k * L->k);
-        ge_convt2d_params cp;
-        convt_params(&cp, L, n);
-        ge_convt2d_forward(g->tmp_b, x, g->wt, NULL, &cp, g->op_scratch);
         ge_upfirdn2d_params fp;
         fir_params(&fp, L, n);
-        ge_upfirdn2d_forward(conv, g->tmp_b, L->filter, &fp);
+        ge_upfirdn2d_forward(conv, L->convout, L->filter, &fp);
     } else {
-        ge_conv2d_params cp;
-        conv_params(&cp, L, n);
-        ge_conv2d_forward(conv, x, g->wm, NULL, &cp, g->op_scratch);
+        memcpy(conv, L->convout, (size_t)n * L->c_out * plane * sizeof(float));
     }
     if (conv != L->pre) {
         if (call->noise == GE_NOISE_CONST) {
@@ -517,32 +486,18 @@ static void layer_backward(sg_model *g, sg_layer *L, float *dx, const float *dy,
         ge_noise_backward(NULL, dns, dpre, g->noise, n, L->c_out, plane, n);
     }
 
-    ge_modulate_params mp = mod_params(L, n);
-    ge_modulate_forward(g->wm, L->weight, L->styles, &mp);
-    size_t wn = (size_t)n * L->c_out * L->c_in * L->k * L->k;
-    const float *dwm = g->dwm; /* (n, c_out, c_in, k, k) */
+    ge_modconv_params mp = modconv_params(L, n);
+    const float *dconv = dpre; /* (n, c_out, ...) gradient of the modulated conv's output */
     if (L->up) {
         ge_upfirdn2d_params fp;
         fir_params(&fp, L, n);
         memset(g->tmp_b, 0, (size_t)n * L->c_out * (L->res + 1) * (L->res + 1) * sizeof(float));
         ge_upfirdn2d_backward(g->tmp_b, dpre, L->filter, &fp);
-        swap_oi(g->wt, g->wm, n, L->c_out, L->c_in, L->k * L->k);
-        memset(g->dwm, 0, wn * sizeof(float));
-        ge_convt2d_params cp;
-        convt_params(&cp, L, n);
-        ge_convt2d_backward(dx, g->dwm, NULL, g->tmp_b, L->in, g->wt, &cp, g->op_scratch);
-        /* dwm is (n, c_in, c_out, k, k); wm is free now: the gradient goes back
-         * to (n, c_out, c_in, k, k) there */
-        swap_oi(g->wm, g->dwm, n, L->c_in, L->c_out, L->k * L->k);
-        dwm = g->wm;
-    } else {
-        memset(g->dwm, 0, wn * sizeof(float));
-        ge_conv2d_params cp;
-        conv_params(&cp, L, n);
-        ge_conv2d_backward(dx, g->dwm, NULL, dpre, L->in, g->wm, &cp, g->op_scratch);
+        dconv = g->tmp_b;
     }
     memset(g->ds, 0, (size_t)n * L->c_in * sizeof(float));
-    ge_modulate_backward(g->ds, sg_grad(g, L->name, "weight"), dwm, L->weight, L->styles, &mp);
+    ge_modconv_backward(dx, g->ds, sg_grad(g, L->name, "weight"), dconv, L->convout, L->in,
+                        L->weight, L->styles, &mp, g->op_scratch);
     if (L->style_gain != 1.f)
         for (size_t i = 0; i < (size_t)n * L->c_in; i++)
             g->ds[i] *= L->style_gain;
@@ -748,6 +703,13 @@ static ge_status sg_mapping(void *impl, float *ws, const float *z, int n, const 
 static void sg_free(void *impl) {
     sg_model *g = impl;
     if (!g) return;
+    for (int b = 0; b < g->nb; b++) { /* drop what the fast path kept for the weights */
+        sg_layer *ls[3] = {&g->blk[b].conv0, &g->blk[b].conv1, &g->blk[b].torgb};
+        for (int i = 0; i < 3; i++) {
+            if (ls[i]->weight) ge_modconv_forget(ls[i]->weight);
+            free(ls[i]->wsq);
+        }
+    }
     free(g->mem);
     ge_tensors_free(g->w);
     free(g);
@@ -897,6 +859,16 @@ static ge_status load_layer(sg_model *g, sg_layer *L, const char *prefix, int c_
     if ((s = want(&L->aff_b, g, name, 1, c_in, 0, 0, 0))) return s;
     snprintf(name, sizeof name, "%s.weight", prefix);
     if ((s = want(&L->weight, g, name, 4, c_out, c_in, L->k, L->k))) return s;
+    /* A weight inside the file's read-only mapping can never change, so the
+     * modulated conv may keep its packed copy and its squared tap sums. */
+    size_t wn = (size_t)c_out * c_in * L->k * L->k;
+    const char *m = g->w->map, *wp = (const char *)L->weight;
+    L->w_const = m && wp >= m && wp + wn * sizeof(float) <= m + g->w->map_len;
+    if (L->w_const) {
+        L->wsq = malloc((size_t)c_out * c_in * sizeof(float));
+        if (!L->wsq) return ge_fail(GE_ERR_NOMEM, "%s: out of memory", g->path);
+        ge_modconv_wsq(L->wsq, L->weight, c_out, c_in, L->k);
+    }
     snprintf(name, sizeof name, "%s.bias", prefix);
     if ((s = want(&L->bias, g, name, 1, c_out, 0, 0, 0))) return s;
     if (torgb) return GE_OK;
