@@ -45,13 +45,25 @@ const char *vector_path(const char *rel) {
     return b;
 }
 
-static char *tmpdirs[256];
-static int n_tmpdirs;
+static char **tmpdirs;
+static int n_tmpdirs, cap_tmpdirs;
 
 const char *tmpdir_new(void) {
     char tmpl[] = "/tmp/ganedit-test-XXXXXX";
     char *d = mkdtemp(tmpl);
-    if (!d || n_tmpdirs >= 256) return "/tmp";
+    if (!d) {
+        perror("run_tests: mkdtemp");
+        exit(2); /* a test without its own folder could clobber another's files */
+    }
+    if (n_tmpdirs == cap_tmpdirs) {
+        cap_tmpdirs = cap_tmpdirs ? 2 * cap_tmpdirs : 64;
+        char **t = realloc(tmpdirs, (size_t)cap_tmpdirs * sizeof *t);
+        if (!t) {
+            perror("run_tests");
+            exit(2);
+        }
+        tmpdirs = t;
+    }
     tmpdirs[n_tmpdirs] = strdup(d);
     return tmpdirs[n_tmpdirs++];
 }
@@ -152,6 +164,7 @@ int main(int argc, char **argv) {
         nftw(tmpdirs[i], rm_entry, 16, FTW_DEPTH | FTW_PHYS);
         free(tmpdirs[i]);
     }
+    free(tmpdirs);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }
