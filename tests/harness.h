@@ -39,6 +39,10 @@ const char *tmpdir_new(void);
 /* max |a - b| and max |b| over n elements. */
 double max_abs_diff(const float *a, const float *b, size_t n);
 double max_abs(const float *a, size_t n);
+/* max |a - ref| / max |ref| (divided by 1 if ref is all zeros) */
+double rel_err(const float *a, const float *ref, size_t n);
+/* sum a_i b_i in double */
+double dot(const float *a, const float *b, size_t n);
 /* ||a - b|| / ||b|| */
 double rel_l2(const float *a, const float *b, size_t n);
 

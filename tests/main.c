@@ -89,6 +89,17 @@ double max_abs(const float *a, size_t n) {
     return m;
 }
 
+double rel_err(const float *a, const float *ref, size_t n) {
+    double m = max_abs(ref, n);
+    return max_abs_diff(a, ref, n) / (m > 0 ? m : 1.0);
+}
+
+double dot(const float *a, const float *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
 double rel_l2(const float *a, const float *b, size_t n) {
     double num = 0, den = 0;
     for (size_t i = 0; i < n; i++) {

@@ -17,18 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static double rel_err(const float *a, const float *ref, size_t n) {
-    double m = max_abs(ref, n);
-    return max_abs_diff(a, ref, n) / (m > 0 ? m : 1.0);
-}
-
-static double dot(const float *a, const float *b, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++)
-        s += (double)a[i] * b[i];
-    return s;
-}
-
 #define VEC(var, name, count)                                                                      \
     const ge_tensor *var = ge_tensors_find(V, name);                                               \
     CHECK(var && var->numel == (size_t)(count), "vector %s missing or of the wrong size", name)

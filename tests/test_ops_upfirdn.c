@@ -16,18 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static double rel_err(const float *a, const float *ref, size_t n) {
-    double m = max_abs(ref, n);
-    return max_abs_diff(a, ref, n) / (m > 0 ? m : 1.0);
-}
-
-static double dot(const float *a, const float *b, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++)
-        s += (double)a[i] * b[i];
-    return s;
-}
-
 /* The configurations the generators use, and general ones. */
 static const float f_sg[16] = {1 / 64.f, 3 / 64.f, 3 / 64.f, 1 / 64.f, 3 / 64.f, 9 / 64.f,
                                9 / 64.f, 3 / 64.f, 3 / 64.f, 9 / 64.f, 9 / 64.f, 3 / 64.f,

@@ -103,11 +103,6 @@ static int unfused(float *y, float *dx, float *ds, float *dw, const mc_case *c, 
     return 1;
 }
 
-static double rel_err(const float *a, const float *ref, size_t n) {
-    double m = max_abs(ref, n);
-    return max_abs_diff(a, ref, n) / (m > 1e-30 ? m : 1);
-}
-
 TEST(speed_modconv_vs_fused) {
     /* n, c_in, hw, c_out, k, up, demod */
     static const int cases[][7] = {
