@@ -36,6 +36,15 @@ const char *vector_path(const char *rel);
 /* A fresh temporary directory (removed at exit). */
 const char *tmpdir_new(void);
 
+/* The ganedit binary built beside this test runner. */
+const char *ganedit_bin(void);
+/* Runs `ganedit ARGS` (a shell word list), stderr into err (cap bytes, NUL
+ * terminated), stdout discarded; returns the exit status (-1 if killed). */
+int ganedit_run(const char *args, char *err, size_t cap);
+int file_exists(const char *path);
+/* Number of '\n' in s. */
+int count_lines(const char *s);
+
 /* max |a - b| and max |b| over n elements. */
 double max_abs_diff(const float *a, const float *b, size_t n);
 double max_abs(const float *a, size_t n);

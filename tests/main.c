@@ -4,6 +4,9 @@
 #include "ganedit.h"
 
 #include <ftw.h>
+#include <libgen.h>
+#include <limits.h>
+#include <sys/wait.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -66,6 +69,41 @@ const char *tmpdir_new(void) {
     }
     tmpdirs[n_tmpdirs] = strdup(d);
     return tmpdirs[n_tmpdirs++];
+}
+
+const char *ganedit_bin(void) {
+    static char path[PATH_MAX + 16];
+    if (!path[0]) {
+        char exe[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        exe[n > 0 ? n : 0] = 0;
+        snprintf(path, sizeof path, "%s/ganedit", dirname(exe));
+    }
+    return path;
+}
+
+int ganedit_run(const char *args, char *err, size_t cap) {
+    static char cmd[65536];
+    char errfile[4200];
+    snprintf(errfile, sizeof errfile, "%s/stderr", tmpdir_new());
+    snprintf(cmd, sizeof cmd, "%s %s >/dev/null 2>%s", ganedit_bin(), args, errfile);
+    int st = system(cmd);
+    FILE *f = fopen(errfile, "r");
+    size_t n = f ? fread(err, 1, cap - 1, f) : 0;
+    err[n] = 0;
+    if (f) fclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int file_exists(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+int count_lines(const char *s) {
+    int n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
 }
 
 static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {

@@ -158,17 +158,6 @@ TEST(batch_refusals) {
 
 /* ---- the command ------------------------------------------------------------ */
 
-static const char *bin(void) {
-    static char path[PATH_MAX + 16];
-    if (!path[0]) {
-        char exe[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-        exe[n > 0 ? n : 0] = 0;
-        snprintf(path, sizeof path, "%s/ganedit", dirname(exe));
-    }
-    return path;
-}
-
 /* Runs `ganedit project` with the batch options and extra; stderr into err. */
 static int project(const char *targets, const char *out, const char *extra, char *err, size_t cap) {
     static char cmd[16384];
@@ -177,7 +166,7 @@ static int project(const char *targets, const char *out, const char *extra, char
     snprintf(cmd, sizeof cmd,
              "%s project --model %s --vgg %s --targets %s --out %s --steps 3 --init-samples 2 "
              "--quiet %s >/dev/null 2>%s",
-             bin(), shared_path(DCGAN), shared_path(VGG), targets, out, extra, errfile);
+             ganedit_bin(), shared_path(DCGAN), shared_path(VGG), targets, out, extra, errfile);
     int st = system(cmd);
     FILE *f = fopen(errfile, "r");
     size_t n = f ? fread(err, 1, cap - 1, f) : 0;

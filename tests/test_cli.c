@@ -14,48 +14,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* The ganedit binary built beside this test runner. */
-static const char *bin(void) {
-    static char path[PATH_MAX + 16];
-    if (!path[0]) {
-        char exe[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-        exe[n > 0 ? n : 0] = 0;
-        snprintf(path, sizeof path, "%s/ganedit", dirname(exe));
-    }
-    return path;
-}
-
-/* Runs `ganedit ARGS`, capturing stderr into err; returns the exit status. */
-static int run(const char *args, char *err, size_t cap) {
-    char cmd[32768], errfile[4200];
-    snprintf(errfile, sizeof errfile, "%s/stderr", tmpdir_new());
-    snprintf(cmd, sizeof cmd, "%s %s >/dev/null 2>%s", bin(), args, errfile);
-    int st = system(cmd);
-    FILE *f = fopen(errfile, "r");
-    size_t n = f ? fread(err, 1, cap - 1, f) : 0;
-    err[n] = 0;
-    if (f) fclose(f);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static int exists(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0;
-}
-
-static int count_lines(const char *s) {
-    int n = 0;
-    for (; *s; s++) n += *s == '\n';
-    return n;
-}
-
 TEST(cli_help_every_command) {
     char err[4096];
     const char *cmds[] = {"--help", "info --help", "sample --help", "distance --help"};
-    for (int i = 0; i < 4; i++) CHECK(run(cmds[i], err, sizeof err) == 0, "%s", cmds[i]);
-    CHECK(run("", err, sizeof err) == 2, "no command");
-    CHECK(run("frobnicate", err, sizeof err) == 2, "unknown command");
+    for (int i = 0; i < 4; i++) CHECK(ganedit_run(cmds[i], err, sizeof err) == 0, "%s", cmds[i]);
+    CHECK(ganedit_run("", err, sizeof err) == 2, "no command");
+    CHECK(ganedit_run("frobnicate", err, sizeof err) == 2, "unknown command");
 }
 
 TEST(cli_usage_errors) {
@@ -63,24 +27,24 @@ TEST(cli_usage_errors) {
     const char *dir = tmpdir_new();
     snprintf(args, sizeof args, "sample --model %s --out %s/x.png --n abc",
              shared_path("weights/dcgan_grumpy_deluxe.safetensors"), dir);
-    CHECK(run(args, err, sizeof err) == 2, "bad integer");
+    CHECK(ganedit_run(args, err, sizeof err) == 2, "bad integer");
     CHECK(strstr(err, "--n") && count_lines(err) == 1, "message: %s", err);
     snprintf(args, sizeof args, "sample --model %s --out %s/x.png --bogus 1",
              shared_path("weights/dcgan_grumpy_deluxe.safetensors"), dir);
-    CHECK(run(args, err, sizeof err) == 2, "unknown option");
+    CHECK(ganedit_run(args, err, sizeof err) == 2, "unknown option");
     /* without --model, $GANEDIT_MODEL names the generator */
     snprintf(args, sizeof args, "sample --out %s/x.png", dir);
     char env_args[16500];
     snprintf(env_args, sizeof env_args, "%s", args);
     CHECK(setenv("GANEDIT_MODEL", "/nonexistent/default.safetensors", 1) == 0, "setenv");
-    int st = run(env_args, err, sizeof err);
+    int st = ganedit_run(env_args, err, sizeof err);
     unsetenv("GANEDIT_MODEL");
     CHECK(st == 1 && strstr(err, "/nonexistent/default.safetensors"), "bad $GANEDIT_MODEL: %s", err);
     snprintf(args, sizeof args, "sample --model %s --out %s/x.png --latent q",
              shared_path("weights/dcgan_grumpy_deluxe.safetensors"), dir);
-    CHECK(run(args, err, sizeof err) == 2, "bad latent");
+    CHECK(ganedit_run(args, err, sizeof err) == 2, "bad latent");
     snprintf(args, sizeof args, "%s/x.png", dir);
-    CHECK(!exists(args), "no output after usage errors");
+    CHECK(!file_exists(args), "no output after usage errors");
 }
 
 TEST(cli_runtime_errors_leave_nothing) {
@@ -88,12 +52,12 @@ TEST(cli_runtime_errors_leave_nothing) {
     const char *dir = tmpdir_new();
     snprintf(out, sizeof out, "%s/x.png", dir);
     snprintf(args, sizeof args, "sample --model /nonexistent/model.pkl --out %s", out);
-    CHECK(run(args, err, sizeof err) == 1, "missing model");
+    CHECK(ganedit_run(args, err, sizeof err) == 1, "missing model");
     CHECK(strstr(err, "/nonexistent/model.pkl") && count_lines(err) == 1, "message: %s", err);
     /* a VGG file is not a generator */
     snprintf(args, sizeof args, "sample --model %s --out %s",
              shared_path("weights/vgg19_normalised_conv3_1.safetensors"), out);
-    CHECK(run(args, err, sizeof err) == 1 && count_lines(err) == 1, "not a generator: %s", err);
+    CHECK(ganedit_run(args, err, sizeof err) == 1 && count_lines(err) == 1, "not a generator: %s", err);
     /* latents of the wrong shape */
     char npy[4096];
     snprintf(npy, sizeof npy, "%s/z.npy", dir);
@@ -102,8 +66,8 @@ TEST(cli_runtime_errors_leave_nothing) {
     CHECK(ge_npy_save(npy, z, 2, shape) == GE_OK, "%s", ge_errmsg());
     snprintf(args, sizeof args, "sample --model %s --latent-in %s --out %s",
              shared_path("weights/dcgan_grumpy_deluxe.safetensors"), npy, out);
-    CHECK(run(args, err, sizeof err) == 1 && strstr(err, "(N, 100)"), "wrong shape: %s", err);
-    CHECK(!exists(out), "no partial output");
+    CHECK(ganedit_run(args, err, sizeof err) == 1 && strstr(err, "(N, 100)"), "wrong shape: %s", err);
+    CHECK(!file_exists(out), "no partial output");
 }
 
 TEST(cli_sample_dcgan) {
@@ -113,7 +77,7 @@ TEST(cli_sample_dcgan) {
     snprintf(npy, sizeof npy, "%s/s.npy", dir);
     snprintf(args, sizeof args, "sample --model %s --n 4 --seed 3 --out %s --out-npy %s",
              shared_path("weights/dcgan_grumpy_deluxe.pkl"), out, npy);
-    CHECK(run(args, err, sizeof err) == 0, "sample failed: %s", err);
+    CHECK(ganedit_run(args, err, sizeof err) == 0, "sample failed: %s", err);
     float *img;
     int c, h, w;
     CHECK(ge_image_read(out, &img, &c, &h, &w) == GE_OK, "%s", ge_errmsg());
@@ -132,7 +96,7 @@ TEST(cli_sample_dcgan) {
     snprintf(out2, sizeof out2, "%s/s2.png", dir);
     snprintf(args, sizeof args, "sample --model %s --n 4 --seed 3 --out %s",
              shared_path("weights/dcgan_grumpy_deluxe.safetensors"), out2);
-    CHECK(run(args, err, sizeof err) == 0, "sample failed: %s", err);
+    CHECK(ganedit_run(args, err, sizeof err) == 0, "sample failed: %s", err);
     char cmp[8400];
     snprintf(cmp, sizeof cmp, "cmp -s %s %s", out, out2);
     CHECK(system(cmp) == 0, ".pkl and .safetensors with one seed give different PNGs");
@@ -143,6 +107,6 @@ TEST(cli_sample_shipped_default_model) {
     char err[4096], args[16384];
     const char *dir = tmpdir_new();
     snprintf(args, sizeof args, "sample --n 2 --out %s/d.png", dir);
-    CHECK(run(args, err, sizeof err) == 0, "sample without --model failed: %s", err);
+    CHECK(ganedit_run(args, err, sizeof err) == 0, "sample without --model failed: %s", err);
     CHECK(strstr(err, "dcgan-vanilla") != NULL, "expected the shipped dcgan-vanilla: %s", err);
 }

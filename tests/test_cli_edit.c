@@ -35,43 +35,6 @@
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-static const char *bin(void) {
-    static char path[PATH_MAX + 16];
-    if (!path[0]) {
-        char exe[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-        exe[n > 0 ? n : 0] = 0;
-        snprintf(path, sizeof path, "%s/ganedit", dirname(exe));
-    }
-    return path;
-}
-
-/* Runs `ganedit ARGS` (a shell word list), stderr into err; returns the exit status. */
-static int run(const char *args, char *err, size_t cap) {
-    static char cmd[65536];
-    char errfile[4200];
-    snprintf(errfile, sizeof errfile, "%s/stderr", tmpdir_new());
-    snprintf(cmd, sizeof cmd, "%s %s >/dev/null 2>%s", bin(), args, errfile);
-    int st = system(cmd);
-    FILE *f = fopen(errfile, "r");
-    size_t n = f ? fread(err, 1, cap - 1, f) : 0;
-    err[n] = 0;
-    if (f) fclose(f);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static int exists(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0;
-}
-
-static int count_lines(const char *s) {
-    int n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
-}
-
 /* Entries in a folder other than . and ..; -1 if it cannot be opened. */
 static int count_entries(const char *dir) {
     DIR *d = opendir(dir);
@@ -190,7 +153,7 @@ static const char *const outputs[] = {"result.png", "target.png", "latent.npy", 
 
 static int has_outputs(const char *dir, char *why, size_t cap) {
     for (int i = 0; i < 5; i++)
-        if (!exists(join(dir, outputs[i]))) {
+        if (!file_exists(join(dir, outputs[i]))) {
             snprintf(why, cap, "%s missing", outputs[i]);
             return 0;
         }
@@ -261,7 +224,7 @@ TEST(cliedit_project_outputs) {
     snprintf(dir, sizeof dir, "%s", join(tmpdir_new(), "p"));
     snprintf(args, sizeof args, "project --model %s --vgg %s --target %s --steps 3 --out %s",
              shared_path(DCGAN), shared_path(VGG), shared_path("data/sketches/target_0.png"), dir);
-    CHECK(run(args, err, sizeof err) == 0, "project failed: %s", err);
+    CHECK(ganedit_run(args, err, sizeof err) == 0, "project failed: %s", err);
     CHECK(has_outputs(dir, why, sizeof why), "%s", why);
     CHECK(!strcmp(npy_shape(join(dir, "latent.npy")), "(1, 100)"), "latent.npy %s",
           npy_shape(join(dir, "latent.npy")));
@@ -284,7 +247,7 @@ TEST(cliedit_project_outputs) {
     snprintf(png, sizeof png, "%s/again.png", tmpdir_new());
     snprintf(args, sizeof args, "sample --model %s --latent-in %s --out %s", shared_path(DCGAN),
              join(dir, "latent.npy"), png);
-    CHECK(run(args, err, sizeof err) == 0, "sample failed: %s", err);
+    CHECK(ganedit_run(args, err, sizeof err) == 0, "sample failed: %s", err);
     CHECK(png_diff(png, join(dir, "result.png")) <= 1,
           "sample(latent.npy) differs from result.png by %d",
           png_diff(png, join(dir, "result.png")));
@@ -301,7 +264,7 @@ TEST(cliedit_project_stylegan2_latents) {
                  "project --model %s --latent %s --target %s --steps 1 --pixel 1 --perceptual 0 "
                  "--quiet --out %s",
                  shared_path(SG2), spaces[i], shared_path("data/sketches/target_2.png"), dir);
-        CHECK(run(args, err, sizeof err) == 0, "project --latent %s failed: %s", spaces[i], err);
+        CHECK(ganedit_run(args, err, sizeof err) == 0, "project --latent %s failed: %s", spaces[i], err);
         CHECK(strstr(err, "resizing"), "no note about resizing 64 -> 32: %s", err);
         CHECK(!strcmp(npy_shape(join(dir, "latent.npy")), shapes[i]), "--latent %s: latent.npy %s",
               spaces[i], npy_shape(join(dir, "latent.npy")));
@@ -313,15 +276,15 @@ TEST(cliedit_project_stylegan2_latents) {
              "--perceptual 0 --out %s",
              shared_path(SG2), join(base, "wplus/latent.npy"),
              shared_path("data/sketches/target_2.png"), join(base, "again"));
-    CHECK(run(args, err, sizeof err) == 0, "--init w+ latent: %s", err);
+    CHECK(ganedit_run(args, err, sizeof err) == 0, "--init w+ latent: %s", err);
     snprintf(args, sizeof args,
              "project --model %s --latent w --init %s --target %s --steps 1 --pixel 1 --perceptual "
              "0 --out %s",
              shared_path(SG2), join(base, "wplus/latent.npy"),
              shared_path("data/sketches/target_2.png"), join(base, "bad"));
-    CHECK(run(args, err, sizeof err) == 1 && strstr(err, "(1, 64)") && count_lines(err) == 1,
+    CHECK(ganedit_run(args, err, sizeof err) == 1 && strstr(err, "(1, 64)") && count_lines(err) == 1,
           "w+ file as w: %s", err);
-    CHECK(!exists(join(base, "bad")), "output folder made after a bad --init");
+    CHECK(!file_exists(join(base, "bad")), "output folder made after a bad --init");
 }
 
 TEST(cliedit_draw_every_sketch) {
@@ -334,7 +297,7 @@ TEST(cliedit_draw_every_sketch) {
         snprintf(out, sizeof out, "%s/d%d", base, i);
         snprintf(args, sizeof args, "draw --model %s --scribble %s --steps 2 --quiet --out %s",
                  shared_path(DCGAN), shared_path(name), out);
-        CHECK(run(args, err, sizeof err) == 0, "draw on %s failed: %s", name, err);
+        CHECK(ganedit_run(args, err, sizeof err) == 0, "draw on %s failed: %s", name, err);
         CHECK(has_outputs(out, why, sizeof why), "sketch %d: %s", i, why);
         CHECK(loss_rows(join(out, "loss.csv")) == 3, "sketch %d: loss.csv", i);
         /* target.png keeps the scribble's mask as its alpha */
@@ -351,7 +314,7 @@ TEST(cliedit_draw_every_sketch) {
     snprintf(
         args, sizeof args, "draw --model %s --scribble %s --mask %s --steps 1 --quiet --out %s",
         shared_path(DCGAN), shared_path("data/sketches/target_4.png"), mask, join(base, "masked"));
-    CHECK(run(args, err, sizeof err) == 0, "draw --mask failed: %s", err);
+    CHECK(ganedit_run(args, err, sizeof err) == 0, "draw --mask failed: %s", err);
     CHECK(has_outputs(join(base, "masked"), why, sizeof why), "%s", why);
 }
 
@@ -364,9 +327,9 @@ TEST(cliedit_edit_outputs) {
         "edit --model %s --vgg %s --target %s --scribble %s --project-steps 2 --steps 2 --out %s",
         shared_path(DCGAN), shared_path(VGG), shared_path("data/sketches/target_0.png"),
         shared_path("data/sketches/sketch_3.png"), dir);
-    CHECK(run(args, err, sizeof err) == 0, "edit failed: %s", err);
+    CHECK(ganedit_run(args, err, sizeof err) == 0, "edit failed: %s", err);
     CHECK(has_outputs(dir, why, sizeof why), "%s", why);
-    CHECK(exists(join(dir, "projection.png")), "no projection.png");
+    CHECK(file_exists(join(dir, "projection.png")), "no projection.png");
     CHECK(!strcmp(npy_shape(join(dir, "projection.npy")), "(1, 100)"), "projection.npy");
     CHECK(!strcmp(npy_shape(join(dir, "latent.npy")), "(1, 100)"), "latent.npy");
     CHECK(loss_rows(join(dir, "loss.csv")) == 3, "loss.csv rows %d",
@@ -380,11 +343,11 @@ TEST(cliedit_edit_outputs) {
     char cmd[16500];
     snprintf(cmd, sizeof cmd, "%s", args);
     setenv("GANEDIT_VGG", "/nonexistent/vgg.pth", 1);
-    int rc = run(cmd, err, sizeof err);
+    int rc = ganedit_run(cmd, err, sizeof err);
     unsetenv("GANEDIT_VGG");
     CHECK(rc == 0, "edit --init failed: %s", err);
     CHECK(has_outputs(join(dir, "again"), why, sizeof why), "%s", why);
-    CHECK(!exists(join(join(dir, "again"), "projection.png")),
+    CHECK(!file_exists(join(join(dir, "again"), "projection.png")),
           "projected although --init was given");
 }
 
@@ -461,17 +424,17 @@ TEST(cliedit_interpolate_photos) {
              "--quiet --out %s",
              shared_path(DCGAN), shared_path(VGG), shared_path("data/sketches/target_0.png"),
              shared_path("data/sketches/target_4.png"), dir);
-    CHECK(run(args, err, sizeof err) == 0, "interpolate failed: %s", err);
+    CHECK(ganedit_run(args, err, sizeof err) == 0, "interpolate failed: %s", err);
     for (int i = 0; i < 5; i++) {
         char name[32];
         snprintf(name, sizeof name, "frame_%03d.png", i);
-        CHECK(exists(join(dir, name)), "%s missing", name);
+        CHECK(file_exists(join(dir, name)), "%s missing", name);
     }
-    CHECK(!exists(join(dir, "frame_005.png")), "too many frames");
+    CHECK(!file_exists(join(dir, "frame_005.png")), "too many frames");
     const char *need[] = {"interpolation.gif", "result.png",    "target.png",    "report.html",
                           "from/result.png",   "to/result.png", "from/loss.csv", "to/latent.npy"};
     for (int i = 0; i < 8; i++)
-        CHECK(exists(join(dir, need[i])), "%s missing", need[i]);
+        CHECK(file_exists(join(dir, need[i])), "%s missing", need[i]);
     CHECK(!strcmp(npy_shape(join(dir, "latent.npy")), "(5, 100)"), "latent.npy %s",
           npy_shape(join(dir, "latent.npy")));
     /* the end frames are the two projections */
@@ -495,21 +458,21 @@ TEST(cliedit_interpolate_latents) {
     snprintf(args, sizeof args, "interpolate --model %s --from %s --to %s --frames 3 --out %s",
              shared_path(DCGAN), in.z, in.z2, dir);
     setenv("GANEDIT_VGG", "/nonexistent/vgg.pth", 1); /* no projection, so no VGG needed */
-    int rc = run(args, err, sizeof err);
+    int rc = ganedit_run(args, err, sizeof err);
     unsetenv("GANEDIT_VGG");
     CHECK(rc == 0, "interpolate failed: %s", err);
     CHECK(!strcmp(npy_shape(join(dir, "latent.npy")), "(3, 100)"), "latent.npy %s",
           npy_shape(join(dir, "latent.npy")));
-    CHECK(exists(join(dir, "frame_002.png")) && exists(join(dir, "interpolation.gif")) &&
-              exists(join(dir, "report.html")),
+    CHECK(file_exists(join(dir, "frame_002.png")) && file_exists(join(dir, "interpolation.gif")) &&
+              file_exists(join(dir, "report.html")),
           "frames, GIF or report missing");
-    CHECK(!exists(join(dir, "from")), "no projection, so no from/ folder");
+    CHECK(!file_exists(join(dir, "from")), "no projection, so no from/ folder");
     /* frame 0 is G(z) */
     char png[4400];
     snprintf(png, sizeof png, "%s/g.png", tmpdir_new());
     snprintf(args, sizeof args, "sample --model %s --latent-in %s --out %s", shared_path(DCGAN),
              in.z, png);
-    CHECK(run(args, err, sizeof err) == 0, "sample: %s", err);
+    CHECK(ganedit_run(args, err, sizeof err) == 0, "sample: %s", err);
     CHECK(png_diff(png, join(dir, "frame_000.png")) == 0, "frame 0 is not G(from)");
     char why[256];
     CHECK(gif_ends_match(dir, 1, why, sizeof why), "%s", why);
@@ -552,16 +515,16 @@ static int run_cases(const char *model, const bad_case *cs, int n, const inputs 
             }
         }
         args[n_out < sizeof args ? n_out : sizeof args - 1] = 0;
-        int st = run(args, err, sizeof err);
+        int st = ganedit_run(args, err, sizeof err);
         int good =
-            st == cs[i].status && strstr(err, cs[i].says) && count_lines(err) == 1 && !exists(out);
+            st == cs[i].status && strstr(err, cs[i].says) && count_lines(err) == 1 && !file_exists(out);
         if (getenv(
                 "GANEDIT_TEST_SHOW")) /* for docs/bad-input.md: the case, the status, the message */
             printf("%s\t%d\t%s", cs[i].args, st, err);
         if (!good) {
             fprintf(stderr, "  case '%s': status %d (want %d), %d lines, out %s, message: %s\n",
                     cs[i].args, st, cs[i].status, count_lines(err),
-                    exists(out) ? "exists" : "absent", err);
+                    file_exists(out) ? "exists" : "absent", err);
             ok = 0;
         }
     }
@@ -689,7 +652,7 @@ TEST(cliedit_bad_input_keeps_folder_empty) {
     snprintf(args, sizeof args,
              "project --model %s --vgg %s --target %s --layers conv3_1,conv3_2 --out %s",
              shared_path(DCGAN), shared_path(VGG), shared_path("data/sketches/target_0.png"), dir);
-    CHECK(run(args, err, sizeof err) == 2 && count_lines(err) == 1, "status or message: %s", err);
+    CHECK(ganedit_run(args, err, sizeof err) == 2 && count_lines(err) == 1, "status or message: %s", err);
     CHECK(count_entries(dir) == 0, "%d files written", count_entries(dir));
 }
 
@@ -710,7 +673,7 @@ static pid_t spawn(char *const argv[], const char *errfile) {
         if (fd < 0 || nul < 0) _exit(127);
         dup2(fd, 2);
         dup2(nul, 1);
-        execv(bin(), argv);
+        execv(ganedit_bin(), argv);
         _exit(127);
     }
     return pid;
@@ -789,7 +752,7 @@ static int interrupt_run(char *const argv[], const char *dir, int sig, char *why
 TEST(cliedit_sigint_project) {
     char dir[4400];
     snprintf(dir, sizeof dir, "%s", join(tmpdir_new(), "p"));
-    char *argv[] = {(char *)bin(), "project",
+    char *argv[] = {(char *)ganedit_bin(), "project",
                     "--model",     (char *)shared_path(DCGAN),
                     "--vgg",       (char *)shared_path(VGG),
                     "--target",    (char *)shared_path("data/sketches/target_0.png"),
@@ -803,7 +766,7 @@ TEST(cliedit_sigint_project) {
 TEST(cliedit_sigterm_draw) {
     char dir[4400];
     snprintf(dir, sizeof dir, "%s", join(tmpdir_new(), "d"));
-    char *argv[] = {(char *)bin(), "draw",
+    char *argv[] = {(char *)ganedit_bin(), "draw",
                     "--model",     (char *)shared_path(DCGAN),
                     "--scribble",  (char *)shared_path("data/sketches/sketch_5.png"),
                     "--steps",     "1000000",
@@ -832,7 +795,7 @@ static int run_limited(char *const argv[], long limit, char *err, size_t cap) {
         signal(SIGXFSZ, SIG_DFL);
         struct rlimit rl = {(rlim_t)limit, (rlim_t)limit};
         if (setrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(126);
-        execv(bin(), argv);
+        execv(ganedit_bin(), argv);
         _exit(127);
     }
     int st = wait_for(pid, 60);
@@ -850,7 +813,7 @@ TEST(cliedit_disk_full_keeps_previous) {
     CHECK(write_bytes(join(dir, "result.png"), old) && write_bytes(join(dir, "report.html"), old),
           "setup");
     /* 1: result.png (about 7.5 KB) is over a 6000-byte limit: the first write fails */
-    char *argv[] = {(char *)bin(),  "project",
+    char *argv[] = {(char *)ganedit_bin(),  "project",
                     "--model",      (char *)shared_path(DCGAN),
                     "--pixel",      "1",
                     "--perceptual", "0",
@@ -868,7 +831,7 @@ TEST(cliedit_disk_full_keeps_previous) {
     free(r);
     CHECK(kept, "the previous result.png was damaged");
     CHECK(!any_named(dir, ".tmp."), "a temporary file was left");
-    CHECK(!exists(join(dir, "loss.csv")), "went on writing after a failure");
+    CHECK(!file_exists(join(dir, "loss.csv")), "went on writing after a failure");
     /* 2: a long command line makes report.html (written last, by the CLI's own
        text writer) the only file over the limit */
     static char big[16000];
