@@ -48,6 +48,7 @@ static int on_progress(void *user, const ge_train_status *st) {
             st->step, st->images / 1000.0, st->terms[GE_TT_D_REAL], st->terms[GE_TT_D_FAKE],
             st->terms[GE_TT_G], st->terms[GE_TT_LOGIT_REAL], st->terms[GE_TT_LOGIT_FAKE],
             st->images_per_s, el, eta);
+    if (st->terms[GE_TT_R1] > 0) fprintf(stderr, "  R1 %.3g", st->terms[GE_TT_R1]);
     if (st->fd >= 0) fprintf(stderr, "  FD-VGG %.4g", st->fd);
     fprintf(stderr, "\n");
     return 0;
@@ -94,19 +95,28 @@ int cmd_train(int argc, char **argv) {
     float kimg = (float)p.kimg, lr = 0.f;
     progress_ctx pc = {10.f, -1e9, 0};
     const cli_opt opts[] = {
-        {"arch", OPT_STR, &p.arch, "A", "dcgan-vanilla (default) or dcgan-deluxe"},
+        {"arch", OPT_STR, &p.arch, "A", "dcgan-vanilla (default), dcgan-deluxe or stylegan2"},
         {"data", OPT_STR, &p.data, "DIR", "folder of training images (.png, .jpg)"},
         {"resolution", OPT_INT, &p.resolution, "R", "image size, a power of two (default 64)"},
         {"out", OPT_STR, &p.out, "DIR", "output folder: checkpoint, generator, samples, csv"},
         {"kimg", OPT_FLOAT, &kimg, "K", "train until K thousand real images were shown (default 10)"},
         {"batch", OPT_INT, &p.batch, "B", "batch size (default 16)"},
-        {"lr", OPT_FLOAT, &lr, "LR", "learning rate of G and D (default 0.0002)"},
+        {"lr", OPT_FLOAT, &lr, "LR",
+         "learning rate of G and D (default 0.0002 DCGAN, 0.0025 StyleGAN2)"},
         {"lr-g", OPT_FLOAT, &p.lr_g, "LR", "generator learning rate"},
         {"lr-d", OPT_FLOAT, &p.lr_d, "LR", "discriminator learning rate"},
-        {"beta1", OPT_FLOAT, &p.beta1, "B1", "Adam beta1 (default 0.5)"},
-        {"beta2", OPT_FLOAT, &p.beta2, "B2", "Adam beta2 (default 0.999)"},
-        {"z-dim", OPT_INT, &p.z_dim, "N", "latent size (default 100)"},
-        {"conv-dim", OPT_INT, &p.conv_dim, "N", "base width of G and D (default 32)"},
+        {"beta1", OPT_FLOAT, &p.beta1, "B1", "Adam beta1 (default 0.5 DCGAN, 0 StyleGAN2)"},
+        {"beta2", OPT_FLOAT, &p.beta2, "B2", "Adam beta2 (default 0.999 DCGAN, 0.99 StyleGAN2)"},
+        {"z-dim", OPT_INT, &p.z_dim, "N", "latent size (default 100 DCGAN, 64 StyleGAN2)"},
+        {"conv-dim", OPT_INT, &p.conv_dim, "N", "DCGAN: base width of G and D (default 32)"},
+        {"w-dim", OPT_INT, &p.w_dim, "N", "StyleGAN2: size of w (default 64)"},
+        {"map-layers", OPT_INT, &p.map_layers, "N", "StyleGAN2: mapping layers (default 2)"},
+        {"channel-base", OPT_INT, &p.channel_base, "N",
+         "StyleGAN2: channels min(N / resolution, --channel-max) per block (default 4096)"},
+        {"channel-max", OPT_INT, &p.channel_max, "N", "StyleGAN2: widest block (default 128)"},
+        {"r1-gamma", OPT_FLOAT, &p.r1_gamma, "G",
+         "StyleGAN2: R1 weight (default 0.0002 * R^2 / batch)"},
+        {"r1-every", OPT_INT, &p.r1_every, "N", "StyleGAN2: lazy R1 interval (default 16, 0 off)"},
         {"ema-kimg", OPT_FLOAT, &p.ema_kimg, "K", "G_ema half-life in kimg (default batch*10/32)"},
         {"augment", OPT_STR, &p.augment, "LIST",
          "DiffAugment: color,translation,cutout (default all) or none"},
@@ -124,8 +134,9 @@ int cmd_train(int argc, char **argv) {
          "only measure FD-VGG of MODEL against --data (and the halves' floor)"},
     };
     const cli_command cmd = {"train",
-                             "Train a GAN generator on a folder of images (non-saturating "
-                             "logistic loss, Adam, DiffAugment, G_ema).",
+                             "Train a GAN generator (DCGAN or StyleGAN2) on a folder of images "
+                             "(non-saturating logistic loss, Adam, DiffAugment, G_ema, lazy R1 "
+                             "for StyleGAN2).",
                              "", opts, (int)(sizeof opts / sizeof opts[0]), 0, 0};
     const char *pos[1];
     int n_pos, r = cli_parse(&cmd, argc, argv, pos, &n_pos);

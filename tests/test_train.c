@@ -9,6 +9,7 @@
 #include "harness.h"
 #include "io/io.h"
 #include "train/train.h"
+#include "train_util.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -421,7 +422,7 @@ TEST(train_dataset_folder) {
 
 /* A folder of n toy 16x16 images: a red square on a blue background at a
  * few positions. */
-static const char *toy_folder(int n) {
+const char *toy_folder(int n) {
     const char *dir = tmpdir_new();
     float img[3 * 256];
     for (int k = 0; k < n; k++) {
@@ -456,7 +457,7 @@ static void tiny_params(ge_train_params *p, const char *data, const char *out, i
 
 /* Mean colour error of G_ema's images against the toy set's palette: every
  * pixel should be one of the two colours. */
-static double palette_error(const char *genpath) {
+double palette_error(const char *genpath) {
     ge_generator *g = NULL;
     if (ge_generator_load(&g, genpath, NULL) != GE_OK) return NAN;
     float z[16 * 8], img[16 * 3 * 256];

@@ -17,7 +17,10 @@
  * node i = op_i(node i-1); forward keeps every node (the inputs each op's
  * backward needs), backward walks the chain in reverse with two ping-pong
  * gradient buffers and adds weight gradients into a tensor set whose names
- * are the weights' names. One allocation per batch size. */
+ * are the weights' names. One allocation per batch size.
+ *
+ * ge_disc_* also front the StyleGAN2-ADA discriminator (sg2_disc.c): a set
+ * with "b{R}.fromrgb.weight" goes there, every call is forwarded. */
 #include "kernels/kernels.h"
 #include "models/models.h"
 #include "ops/ops.h"
@@ -43,6 +46,7 @@ typedef struct {
 } dd_node;
 
 struct ge_disc {
+    ge_sg2_disc *sg2; /* not NULL: a StyleGAN2 discriminator, every call goes there */
     ge_tensors *w;
     int resolution, n_convs, n_nodes;
     dd_node nodes[DD_MAX_NODES];
@@ -115,6 +119,7 @@ static ge_status dd_plan(ge_disc *d, int n) {
 }
 
 ge_status ge_disc_forward(ge_disc *d, float *logits, const float *x, int n) {
+    if (d->sg2) return ge_sg2_disc_forward(d->sg2, logits, x, n);
     if (n <= 0) return ge_fail(GE_ERR_ARG, "batch size must be positive (got %d)", n);
     ge_status s = dd_plan(d, n);
     if (s != GE_OK) return s;
@@ -147,6 +152,7 @@ static float *dd_grad(const ge_tensors *grads, int layer, const char *what) {
 }
 
 ge_status ge_disc_backward(ge_disc *d, float *dx, const ge_tensors *grads, const float *dlogits) {
+    if (d->sg2) return ge_sg2_disc_backward(d->sg2, dx, grads, dlogits);
     if (!d->have_forward) return ge_fail(GE_ERR_ARG, "discriminator backward before forward");
     int n = d->n;
     float *gy = d->grad_a, *gx = d->grad_b;
@@ -174,10 +180,13 @@ ge_status ge_disc_backward(ge_disc *d, float *dx, const ge_tensors *grads, const
     return GE_OK;
 }
 
-int ge_disc_resolution(const ge_disc *d) { return d->resolution; }
+int ge_disc_resolution(const ge_disc *d) {
+    return d->sg2 ? ge_sg2_disc_resolution(d->sg2) : d->resolution;
+}
 
 void ge_disc_free(ge_disc *d) {
     if (!d) return;
+    ge_sg2_disc_free(d->sg2);
     free(d->arena);
     ge_tensors_free(d->w);
     free(d);
@@ -245,6 +254,15 @@ ge_status ge_disc_create(ge_disc **out, ge_tensors *w, const char *path) {
     if (!d) {
         ge_tensors_free(w);
         return GE_ERR_NOMEM;
+    }
+    if (ge_sg2_disc_detect(w)) { /* StyleGAN2-ADA (sg2_disc.c), which takes w over */
+        ge_status s = ge_sg2_disc_create(&d->sg2, w, path);
+        if (s != GE_OK) {
+            ge_disc_free(d);
+            return s;
+        }
+        *out = d;
+        return GE_OK;
     }
     d->w = w;
     ge_status s = dd_build(d, path);

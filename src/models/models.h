@@ -57,6 +57,28 @@ ge_status ge_disc_backward(ge_disc *d, float *dx, const ge_tensors *grads, const
 int ge_disc_resolution(const ge_disc *d);
 void ge_disc_free(ge_disc *d);
 
+/* The StyleGAN2-ADA discriminator (src/models/sg2_disc.c; resnet, no
+ * conditioning, mbstd group 4, conv_clamp 256): ge_disc_create picks it when
+ * w holds "b{R}.fromrgb.weight" (ge_sg2_disc_detect gives that R, 0 if
+ * none); the ge_disc_* calls then forward to these, with the same
+ * semantics (backward ADDS). The batch must be below 4 or a multiple of 4
+ * (minibatch stddev). ADA's "resample_filter" buffers are not needed. */
+typedef struct ge_sg2_disc ge_sg2_disc;
+int ge_sg2_disc_detect(const ge_tensors *w);
+ge_status ge_sg2_disc_create(ge_sg2_disc **out, ge_tensors *w, const char *path);
+ge_status ge_sg2_disc_forward(ge_sg2_disc *d, float *logits, const float *x, int n);
+ge_status ge_sg2_disc_backward(ge_sg2_disc *d, float *dx, const ge_tensors *grads,
+                               const float *dlogits);
+int ge_sg2_disc_resolution(const ge_sg2_disc *d);
+void ge_sg2_disc_free(ge_sg2_disc *d);
+/* Trainable weights of that discriminator for resolution res (a power of
+ * two 8..1024), C(r) = min(channel_base / r, channel_max), in one flat block
+ * (train.h's ge_flat_new), initialised as ADA does: every weight N(0, 1)
+ * drawn from rng (the equalised learning rate scales it at run time), every
+ * bias 0. */
+ge_status ge_sg2_disc_init(ge_tensors **out, int res, int channel_base, int channel_max,
+                           ge_rng *rng);
+
 /* Shape checking helper for model loaders: finds `name` in w with exactly the
  * given shape (ndim dims); on failure sets a message naming path and tensor. */
 ge_status ge_expect_tensor(const ge_tensor **out, const ge_tensors *w, const char *path,

@@ -235,4 +235,16 @@ void ge_sum_backward(float *dx, float dy, size_t count);
 double ge_mean_forward(const float *x, size_t count);
 void ge_mean_backward(float *dx, float dy, size_t count);
 
+/* ---- minibatch standard deviation (StyleGAN2-ADA MinibatchStdLayer, 1 channel)
+ * y (n, c+1, h, w) = x (n, c, h, w) with one extra last channel: the group
+ * statistic mean_{c,h,w} sqrt(var_group + 1e-8) (biased variance over the
+ * group's G members), the same for every member and pixel. G = min(group, n);
+ * sample i is in group i % (n / G). ge_mbstd_group gives G, or 0 where n is
+ * not a multiple of G (or n, group <= 0); forward and backward then return -1
+ * and write nothing; else 0. Backward: dx (n, c, h, w) += ... (NULL: skipped). */
+int ge_mbstd_group(int n, int group);
+int ge_mbstd_forward(float *y, const float *x, int n, int c, int h, int w, int group);
+int ge_mbstd_backward(float *dx, const float *dy, const float *x, int n, int c, int h, int w,
+                      int group);
+
 #endif /* GE_OPS_H */

@@ -1,17 +1,10 @@
-/* train.c - the GAN training loop: a DCGAN generator and the course's
- * discriminator trained with the non-saturating logistic loss, Adam,
- * DiffAugment and an exponential moving average of the generator (G_ema),
- * with checkpoints that resume to the same numbers.
- *
- * One step is one discriminator update on B real and B generated images
- * (one batch of 2B through D: instance norm is per sample, so the batch is
- * exactly two batches), then one generator update on B fresh images:
- *
- *   L_D = mean softplus(-D(aug(x))) + mean softplus(D(aug(G(z))))
- *   L_G = mean softplus(-D(aug(G(z))))
- *
- * and G_ema = G + (G_ema - G) beta, beta = 0.5^(B / ema_images) with the
- * StyleGAN2-ADA half-life (batch * 10/32 kimg, ramped up over the first 5%).
+/* train.c - the GAN training loop: set-up of a DCGAN (the course's
+ * generator and discriminator) or a StyleGAN2-ADA (generator and residual
+ * discriminator) run, the steps (step.c: non-saturating logistic loss, Adam,
+ * DiffAugment, lazy R1 for StyleGAN2), an exponential moving average of the
+ * generator (G_ema = G + (G_ema - G) beta, beta = 0.5^(B / ema_images) with
+ * the StyleGAN2-ADA half-life: batch * 10/32 kimg, ramped up over the first
+ * 5%), sample grids, FD-VGG, and checkpoints that resume to the same numbers.
  *
  * Reproducibility: every random draw of training (z, x-flips, augmentation)
  * comes from one ge_rng in a fixed order, and the order of the data from a
@@ -22,7 +15,7 @@
  * run computes the same losses bit for bit (tests/test_train.c). Sample
  * grids and FD-VGG use their own fixed-seed latents and never touch it. */
 #include "io/io.h"
-#include "train/train.h"
+#include "train/trainer.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -47,12 +40,11 @@ void ge_train_params_init(ge_train_params *p) {
     p->arch = "dcgan-vanilla";
     p->resolution = 64;
     p->batch = 16;
-    p->z_dim = 100;
     p->conv_dim = 32;
     p->kimg = 10;
-    p->lr_g = p->lr_d = 0.0002f;
-    p->beta1 = 0.5f;
-    p->beta2 = 0.999f;
+    p->beta1 = p->beta2 = -1.f; /* z_dim, lr, the StyleGAN2 sizes: 0 = the arch's default */
+    p->r1_gamma = -1.f;
+    p->r1_every = -1;
     p->ema_kimg = -1.f;
     p->ema_rampup = 0.05f;
     p->augment = "color,translation,cutout";
@@ -64,52 +56,27 @@ void ge_train_params_init(ge_train_params *p) {
     p->fd_n = 1000;
 }
 
+/* The architecture's defaults for the settings left at 0 / < 0. */
+static void resolve_defaults(ge_train_params *p, int sg2) {
+    if (p->z_dim <= 0) p->z_dim = sg2 ? 64 : 100;
+    if (!(p->lr_g > 0)) p->lr_g = sg2 ? 0.0025f : 0.0002f;
+    if (!(p->lr_d > 0)) p->lr_d = sg2 ? 0.0025f : 0.0002f;
+    if (p->beta1 < 0) p->beta1 = sg2 ? 0.f : 0.5f;
+    if (p->beta2 < 0) p->beta2 = sg2 ? 0.99f : 0.999f;
+    if (!sg2) return;
+    if (p->w_dim <= 0) p->w_dim = 64;
+    if (p->map_layers <= 0) p->map_layers = 2;
+    if (p->channel_base <= 0) p->channel_base = 4096;
+    if (p->channel_max <= 0) p->channel_max = 128;
+    if (p->r1_every < 0) p->r1_every = 16;
+    if (p->r1_gamma < 0) p->r1_gamma = 0.0002f * p->resolution * p->resolution / p->batch;
+}
+
 void ge_train_result_free(ge_train_result *r) {
     if (!r) return;
     free(r->history);
     memset(r, 0, sizeof *r);
 }
-
-/* ---- the trainer's state -------------------------------------------------- */
-
-typedef struct {
-    ge_train_params p;     /* effective settings (a resumed checkpoint's win) */
-    char arch[32], augment[64];
-    int deluxe, policy, R, B;
-    size_t per;            /* floats per image */
-    ge_dataset data;
-    /* G and G_ema own their weight sets; the pointers are kept for names */
-    ge_generator *G, *Gema;
-    ge_tensors *gw, *gew, *ggrad;
-    float *g, *gema, *gg;  /* flat views (ng) */
-    size_t ng;
-    ge_disc *D;
-    ge_tensors *dw, *dgrad;
-    float *d, *dg;         /* (nd) */
-    size_t nd;
-    ge_adam opt_g, opt_d;
-    ge_rng rng;
-    long step;
-    long long images;
-    ge_diffaug aug_d, aug_g;
-    float *x;              /* (2B, 3, R, R): reals then fakes */
-    float *dimg;           /* (B, 3, R, R) */
-    float *z;              /* (B, z_dim) */
-    float *logits, *dlogits; /* (2B) */
-    float *zs;             /* (n_samples, z_dim) fixed sample latents */
-    int n_samples;
-    int *perm;             /* (data.n) permutation of epoch perm_epoch */
-    long long perm_epoch;
-    ge_vgg *vgg;
-    double *real_mu, *real_cov; /* FD statistics of the data, once */
-    int fd_dim;
-    FILE *loss_csv, *fd_csv;
-    ge_zdist zdist;
-    int z_dim;
-    double seconds_before; /* training time of the runs before a resume */
-    int seconds_unknown;   /* resumed from a checkpoint that did not record it */
-    double t0;             /* when this run's steps began (now_s) */
-} trainer;
 
 static void trainer_free(trainer *T) {
     ge_dataset_free(&T->data);
@@ -122,6 +89,12 @@ static void trainer_free(trainer *T) {
     ge_adam_free(&T->opt_d);
     ge_diffaug_free(&T->aug_d);
     ge_diffaug_free(&T->aug_g);
+    ge_diffaug_free(&T->aug_r);
+    ge_diffaug_free(&T->aug_f);
+    free(T->xr);
+    free(T->r1v);
+    free(T->r1x);
+    free(T->ws);
     free(T->x);
     free(T->dimg);
     free(T->z);
@@ -180,6 +153,15 @@ static void meta_settings(json_object *m, const trainer *T) {
     meta_str(m, "resolution", "%d", T->R);
     meta_str(m, "z_dim", "%d", T->p.z_dim);
     meta_str(m, "conv_dim", "%d", T->p.conv_dim);
+    if (T->sg2) {
+        meta_str(m, "w_dim", "%d", T->p.w_dim);
+        meta_str(m, "map_layers", "%d", T->p.map_layers);
+        meta_str(m, "channel_base", "%d", T->p.channel_base);
+        meta_str(m, "channel_max", "%d", T->p.channel_max);
+        meta_str(m, "r1_gamma", "%.9g", (double)T->p.r1_gamma);
+        meta_str(m, "r1_every", "%d", T->p.r1_every);
+        meta_str(m, "r1_last", "%.17g", T->last_r1);
+    }
     meta_str(m, "batch", "%d", T->B);
     meta_str(m, "lr_g", "%.9g", (double)T->p.lr_g);
     meta_str(m, "lr_d", "%.9g", (double)T->p.lr_d);
@@ -289,6 +271,20 @@ static ge_status read_settings(trainer *T, json_object *m, const char *path) {
     else
         T->seconds_unknown = 1;
     T->opt_d.t = atoi(meta_get(m, "opt_D.t"));
+    if (!strcmp(T->arch, "stylegan2")) {
+        static const char *sk[] = {"w_dim", "map_layers", "channel_base", "channel_max",
+                                   "r1_gamma", "r1_every", "r1_last"};
+        for (size_t i = 0; i < sizeof sk / sizeof *sk; i++)
+            if (!meta_get(m, sk[i]))
+                return ge_fail(GE_ERR_FORMAT, "%s: checkpoint metadata lacks '%s'", path, sk[i]);
+        T->p.w_dim = atoi(meta_get(m, "w_dim"));
+        T->p.map_layers = atoi(meta_get(m, "map_layers"));
+        T->p.channel_base = atoi(meta_get(m, "channel_base"));
+        T->p.channel_max = atoi(meta_get(m, "channel_max"));
+        T->p.r1_gamma = strtof(meta_get(m, "r1_gamma"), NULL);
+        T->p.r1_every = atoi(meta_get(m, "r1_every"));
+        T->last_r1 = atof(meta_get(m, "r1_last"));
+    }
     if (T->p.batch < 1 || T->p.resolution < 8 || T->step < 0 || T->images < 0)
         return ge_fail(GE_ERR_FORMAT, "%s: implausible settings in the checkpoint", path);
     return GE_OK;
@@ -376,12 +372,22 @@ static ge_status setup(trainer *T, const ge_train_params *in) {
         }
         if ((s = read_settings(T, meta, in->resume)) != GE_OK) goto done;
     }
-    if (strcmp(T->arch, "dcgan-vanilla") && strcmp(T->arch, "dcgan-deluxe")) {
+    if (strcmp(T->arch, "dcgan-vanilla") && strcmp(T->arch, "dcgan-deluxe") &&
+        strcmp(T->arch, "stylegan2")) {
         s = ge_fail(GE_ERR_UNSUPPORTED,
-                    "--arch %s: this trainer knows dcgan-vanilla and dcgan-deluxe", T->arch);
+                    "--arch %s: this trainer knows dcgan-vanilla, dcgan-deluxe and stylegan2",
+                    T->arch);
         goto done;
     }
     T->deluxe = !strcmp(T->arch, "dcgan-deluxe");
+    T->sg2 = !strcmp(T->arch, "stylegan2");
+    resolve_defaults(&T->p, T->sg2);
+    if (T->sg2 && T->p.batch % (T->p.batch < 4 ? T->p.batch : 4)) {
+        s = ge_fail(GE_ERR_ARG, "StyleGAN2 needs a batch size divisible by 4 (minibatch-stddev "
+                                "groups of 4), or below 4 (got %d)", T->p.batch);
+        goto done;
+    }
+    T->r1_gamma = T->p.r1_gamma;
     if ((s = ge_diffaug_policy(&T->policy, T->augment)) != GE_OK) goto done;
     T->R = T->p.resolution;
     T->B = T->p.batch;
@@ -407,9 +413,17 @@ static ge_status setup(trainer *T, const ge_train_params *in) {
     ge_rng init_rng;
     ge_rng_seed(&init_rng, T->p.seed ^ 0x5eed1417ULL);
     ge_tensors *gw = NULL, *gew = NULL, *dw = NULL;
-    if ((s = ge_train_dcgan_g_init(&gw, T->deluxe, T->p.z_dim, T->p.conv_dim, T->R, &init_rng)))
-        goto done;
-    if ((s = ge_train_dcgan_d_init(&dw, T->p.conv_dim, T->R, &init_rng))) {
+    if (T->sg2)
+        s = ge_train_sg2_g_init(&gw, T->p.z_dim, T->p.w_dim, T->p.map_layers, T->R,
+                                T->p.channel_base, T->p.channel_max, &init_rng);
+    else
+        s = ge_train_dcgan_g_init(&gw, T->deluxe, T->p.z_dim, T->p.conv_dim, T->R, &init_rng);
+    if (s) goto done;
+    if (T->sg2)
+        s = ge_sg2_disc_init(&dw, T->R, T->p.channel_base, T->p.channel_max, &init_rng);
+    else
+        s = ge_train_dcgan_d_init(&dw, T->p.conv_dim, T->R, &init_rng);
+    if (s) {
         ge_tensors_free(gw);
         goto done;
     }
@@ -458,6 +472,13 @@ static ge_status setup(trainer *T, const ge_train_params *in) {
     const ge_gen_info *gi = ge_generator_info(T->G);
     T->zdist = gi->z_dist;
     T->z_dim = gi->z_dim;
+    T->num_ws = gi->num_ws;
+    T->w_dim = gi->w_dim;
+    if (T->sg2) {
+        const ge_tensor *wa = ge_tensors_find(gw, "mapping.w_avg");
+        const ge_tensor *we = ge_tensors_find(gew, "mapping.w_avg");
+        if (wa && we) T->w_avg = wa->data, T->w_avg_ema = we->data;
+    }
 
     /* buffers */
     int B = T->B;
@@ -475,6 +496,20 @@ static ge_status setup(trainer *T, const ge_train_params *in) {
     if ((s = ge_diffaug_init(&T->aug_d, T->policy, 2 * B, 3, T->R, T->R)) ||
         (s = ge_diffaug_init(&T->aug_g, T->policy, B, 3, T->R, T->R)))
         goto done;
+    if (T->sg2) {
+        size_t nb = (size_t)B * T->per;
+        T->xr = ge_alloc_floats(nb);
+        T->r1v = ge_alloc_floats(nb);
+        T->r1x = ge_alloc_floats(nb);
+        T->ws = ge_alloc_floats((size_t)B * T->num_ws * T->w_dim);
+        if (!T->xr || !T->r1v || !T->r1x || !T->ws) {
+            s = ge_fail(GE_ERR_NOMEM, "out of memory for the training buffers");
+            goto done;
+        }
+        if ((s = ge_diffaug_init(&T->aug_r, T->policy, B, 3, T->R, T->R)) ||
+            (s = ge_diffaug_init(&T->aug_f, T->policy, B, 3, T->R, T->R)))
+            goto done;
+    }
     /* fixed sample latents */
     T->n_samples = T->R <= 64 ? 64 : (T->R <= 128 ? 36 : 16);
     T->zs = ge_alloc_floats((size_t)T->n_samples * T->z_dim);
@@ -491,7 +526,10 @@ static ge_status setup(trainer *T, const ge_train_params *in) {
 
     if ((s = make_dir(T->p.out))) goto done;
     if ((s = open_csv(&T->loss_csv, out_path(T, "loss.csv"),
-                      "step,kimg,d_loss_real,d_loss_fake,g_loss,logit_real,logit_fake,seconds",
+                      T->sg2 ? "step,kimg,d_loss_real,d_loss_fake,g_loss,logit_real,logit_fake,"
+                               "seconds,r1"
+                             : "step,kimg,d_loss_real,d_loss_fake,g_loss,logit_real,logit_fake,"
+                               "seconds",
                       in->resume ? T->step : 0)))
         goto done;
     if (T->p.fd_every > 0 &&
@@ -502,127 +540,6 @@ done:
     if (meta) json_object_put(meta);
     ge_tensors_free(ck);
     return s;
-}
-
-/* ---- one step ------------------------------------------------------------- */
-
-static double softplus(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
-static float sigmoidf_(double x) { return (float)(1.0 / (1.0 + exp(-x))); }
-
-static void draw_z(trainer *T, float *z, int n) {
-    if (T->zdist == GE_ZDIST_UNIFORM)
-        ge_rng_fill_uniform(&T->rng, z, (size_t)n * T->z_dim, -1.f, 1.f);
-    else
-        ge_rng_fill_normal(&T->rng, z, (size_t)n * T->z_dim);
-}
-
-/* Index of the k-th image shown: epoch k / n in a permutation seeded by
- * (seed, epoch) (Fisher-Yates), so the order needs no saved state. */
-static int data_index(trainer *T, long long k) {
-    int n = T->data.n;
-    long long epoch = k / n;
-    if (epoch != T->perm_epoch) {
-        ge_rng r;
-        ge_rng_seed(&r, T->p.seed * 0x9e3779b97f4a7c15ULL + (uint64_t)epoch + 1);
-        for (int i = 0; i < n; i++) T->perm[i] = i;
-        for (int i = n - 1; i > 0; i--) {
-            int j = (int)(ge_rng_u64(&r) % (uint64_t)(i + 1));
-            int t = T->perm[i];
-            T->perm[i] = T->perm[j];
-            T->perm[j] = t;
-        }
-        T->perm_epoch = epoch;
-    }
-    return T->perm[k % n];
-}
-
-static int all_finite(const float *x, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(x[i])) return 0;
-    return 1;
-}
-
-static ge_status train_step(trainer *T, double *terms) {
-    int B = T->B, R = T->R;
-    size_t per = T->per;
-    ge_status s;
-    for (int k = 0; k < GE_TT_N; k++) terms[k] = 0;
-
-    /* ---- discriminator: B reals then B fakes, one batch */
-    draw_z(T, T->z, B);
-    float *real = T->x, *fake = T->x + (size_t)B * per;
-    if ((s = ge_generator_forward(T->G, fake, T->z, GE_LATENT_Z, B, NULL))) return s;
-    for (int i = 0; i < B; i++) {
-        const float *src = T->data.img + per * data_index(T, T->images + i);
-        float *dst = real + per * i;
-        int flip = T->p.mirror ? ge_rng_uniform(&T->rng) < 0.5f : 0;
-        if (!flip) {
-            memcpy(dst, src, per * sizeof(float));
-            continue;
-        }
-        for (int c = 0; c < 3; c++)
-            for (int y = 0; y < R; y++)
-                for (int x = 0; x < R; x++)
-                    dst[((size_t)c * R + y) * R + x] = src[((size_t)c * R + y) * R + (R - 1 - x)];
-    }
-    if (T->policy) {
-        ge_diffaug_draw(&T->aug_d, &T->rng);
-        ge_diffaug_forward(&T->aug_d, T->x);
-    }
-    if ((s = ge_disc_forward(T->D, T->logits, T->x, 2 * B))) return s;
-    for (int i = 0; i < 2 * B; i++) {
-        double l = T->logits[i];
-        if (i < B) {
-            terms[GE_TT_D_REAL] += softplus(-l) / B;
-            terms[GE_TT_LOGIT_REAL] += l / B;
-            T->dlogits[i] = -sigmoidf_(-l) / B;
-        } else {
-            terms[GE_TT_D_FAKE] += softplus(l) / B;
-            terms[GE_TT_LOGIT_FAKE] += l / B;
-            T->dlogits[i] = sigmoidf_(l) / B;
-        }
-    }
-    memset(T->dg, 0, T->nd * sizeof(float));
-    if ((s = ge_disc_backward(T->D, NULL, T->dgrad, T->dlogits))) return s;
-    if (!all_finite(T->dg, T->nd))
-        return ge_fail(GE_ERR_NUMERIC, "discriminator gradient is not finite at step %ld",
-                       T->step + 1);
-    ge_adam_step(&T->opt_d, T->d, T->dg);
-
-    /* ---- generator */
-    draw_z(T, T->z, B);
-    if ((s = ge_generator_forward(T->G, fake, T->z, GE_LATENT_Z, B, NULL))) return s;
-    if (T->policy) {
-        ge_diffaug_draw(&T->aug_g, &T->rng);
-        ge_diffaug_forward(&T->aug_g, fake);
-    }
-    if ((s = ge_disc_forward(T->D, T->logits, fake, B))) return s;
-    for (int i = 0; i < B; i++) {
-        double l = T->logits[i];
-        terms[GE_TT_G] += softplus(-l) / B;
-        T->dlogits[i] = -sigmoidf_(-l) / B;
-    }
-    memset(T->dimg, 0, (size_t)B * per * sizeof(float));
-    if ((s = ge_disc_backward(T->D, T->dimg, NULL, T->dlogits))) return s;
-    if (T->policy) ge_diffaug_backward(&T->aug_g, T->dimg);
-    memset(T->gg, 0, T->ng * sizeof(float));
-    if ((s = ge_train_generator_backward(T->G, NULL, T->dimg, T->ggrad))) return s;
-    if (!all_finite(T->gg, T->ng))
-        return ge_fail(GE_ERR_NUMERIC, "generator gradient is not finite at step %ld", T->step + 1);
-    ge_adam_step(&T->opt_g, T->g, T->gg);
-
-    /* ---- bookkeeping and the EMA */
-    T->images += B;
-    T->step++;
-    double ema_images = T->p.ema_kimg * 1000.0;
-    if (T->p.ema_rampup > 0 && ema_images > T->images * (double)T->p.ema_rampup)
-        ema_images = T->images * (double)T->p.ema_rampup;
-    float beta = (float)pow(0.5, B / (ema_images > 1e-8 ? ema_images : 1e-8));
-    for (size_t i = 0; i < T->ng; i++) T->gema[i] = T->g[i] + (T->gema[i] - T->g[i]) * beta;
-    for (int k = 0; k < GE_TT_N; k++)
-        if (!isfinite(terms[k]))
-            return ge_fail(GE_ERR_NUMERIC, "loss is not finite at step %ld", T->step);
-    return GE_OK;
 }
 
 /* ---- samples and FD-VGG ------------------------------------------------------ */
@@ -812,7 +729,7 @@ ge_status ge_train_run(const ge_train_params *p, ge_train_result *r) {
     for (long k = 0; k < steps_left; k++) {
         ge_train_status st;
         memset(&st, 0, sizeof st);
-        if ((s = train_step(T, st.terms))) break;
+        if ((s = ge_trainer_step(T, st.terms))) break;
         memcpy(r->history + (size_t)k * GE_TT_N, st.terms, sizeof st.terms);
         r->steps_done = k + 1;
         st.step = T->step;
@@ -821,10 +738,12 @@ ge_status ge_train_run(const ge_train_params *p, ge_train_result *r) {
         st.images_per_s = (T->images - images0) / (st.seconds > 1e-9 ? st.seconds : 1e-9);
         st.eta_s = (target - T->images) / (st.images_per_s > 0 ? st.images_per_s : 1);
         st.fd = -1;
-        fprintf(T->loss_csv, "%ld,%.3f,%.6g,%.6g,%.6g,%.6g,%.6g,%.2f\n", T->step,
+        fprintf(T->loss_csv, "%ld,%.3f,%.6g,%.6g,%.6g,%.6g,%.6g,%.2f", T->step,
                 T->images / 1000.0, st.terms[GE_TT_D_REAL], st.terms[GE_TT_D_FAKE],
                 st.terms[GE_TT_G], st.terms[GE_TT_LOGIT_REAL], st.terms[GE_TT_LOGIT_FAKE],
                 st.seconds);
+        if (T->sg2) fprintf(T->loss_csv, ",%.6g", st.terms[GE_TT_R1]);
+        fputc('\n', T->loss_csv);
         fflush(T->loss_csv);
         int last = k == steps_left - 1;
         if (p->fd_every > 0 && (T->step % p->fd_every == 0 || last)) {

@@ -34,6 +34,12 @@ ge_status ge_train_dcgan_g_init(ge_tensors **out, int deluxe, int z_dim, int con
                                 ge_rng *rng);
 /* The course DCGAN discriminator (models.h): widths conv_dim * 2^(m-1). */
 ge_status ge_train_dcgan_d_init(ge_tensors **out, int conv_dim, int res, ge_rng *rng);
+/* Weights of a StyleGAN2-ADA generator ('skip' synthesis, no conditioning)
+ * with StyleGAN2-ADA's initialisation (sg2_init.c): mapping of map_layers
+ * FCs z_dim -> w_dim, synthesis 4..res with min(channel_base / r,
+ * channel_max) channels at resolution r. */
+ge_status ge_train_sg2_g_init(ge_tensors **out, int z_dim, int w_dim, int map_layers, int res,
+                              int channel_base, int channel_max, ge_rng *rng);
 /* A generator running on weights w (taken over; flat weights may then be
  * changed in place between calls). */
 ge_status ge_train_generator_new(ge_generator **out, ge_tensors *w, const char *what);
@@ -86,6 +92,17 @@ void ge_diffaug_forward(ge_diffaug *a, float *x);
  * gradient at the input. */
 void ge_diffaug_backward(ge_diffaug *a, float *g);
 
+/* ---- R1 (step.c) ------------------------------------------------------------
+ * r1 = mean_i |grad_{x_i} sum_j D(aug(x_j))|^2 over x (n, 3, R, R), the
+ * gradient taken at the unaugmented x (aug may be NULL; its draws are used as
+ * they are). Adds d(weight * r1)/dtheta into grads (NULL: only r1), as the
+ * central difference of D's weight gradient along v = that input gradient
+ * (step.c says why that is the second derivative). Scratch: v and xa (n * per
+ * floats each), logits (2n). */
+ge_status ge_r1_backward(ge_disc *D, ge_diffaug *aug, const float *x, int n, size_t per,
+                         double weight, const ge_tensors *grads, float *v, float *xa,
+                         float *logits, double *r1);
+
 /* ---- FD-VGG (fdvgg.c) ----------------------------------------------------
  * Frechet distance between Gaussians fitted to VGG-19 relu3_1 features,
  * averaged over the image plane, of two image sets. NOT the FID (that uses
@@ -113,6 +130,7 @@ enum {
     GE_TT_G,          /* mean softplus(-D(G(z))) */
     GE_TT_LOGIT_REAL, /* mean D(real) */
     GE_TT_LOGIT_FAKE, /* mean D(fake), D step */
+    GE_TT_R1,         /* StyleGAN2: mean |grad_x D(real)|^2 at the last R1 step */
     GE_TT_N
 };
 
@@ -126,17 +144,25 @@ typedef struct {
     double fd;            /* FD-VGG computed at this step, or < 0 */
 } ge_train_status;
 
+/* Settings that are <= 0 (or < 0 where 0 is meaningful) take the
+ * architecture's default, given as dcgan / stylegan2. */
 typedef struct {
-    const char *arch;    /* "dcgan-vanilla" or "dcgan-deluxe" */
+    const char *arch;    /* "dcgan-vanilla", "dcgan-deluxe" or "stylegan2" */
     const char *data;    /* image folder */
     const char *out;     /* output folder (created) */
     const char *resume;  /* checkpoint to continue, or NULL: its settings win */
     int resolution;      /* default 64 */
     int batch;           /* default 16 */
-    int z_dim, conv_dim; /* default 100, 32 (the course's nets) */
+    int z_dim, conv_dim; /* z: 100 / 64; conv_dim: the DCGANs' base width, 32 */
+    int w_dim;           /* stylegan2: 64 */
+    int map_layers;      /* stylegan2: mapping FCs, 2 (StyleGAN2-ADA's 'auto' config) */
+    int channel_base;    /* stylegan2: channels min(channel_base / r, channel_max); 4096 */
+    int channel_max;     /* stylegan2: 128 */
+    float r1_gamma;      /* stylegan2: R1 weight; < 0: 0.0002 R^2 / batch (ADA's 'auto') */
+    int r1_every;        /* stylegan2: lazy R1 interval in steps, 16; 0 = no R1 */
     double kimg;         /* stop when this many thousand real images were shown */
-    float lr_g, lr_d;    /* default 0.0002 */
-    float beta1, beta2;  /* default 0.5, 0.999 */
+    float lr_g, lr_d;    /* 0.0002 / 0.0025 */
+    float beta1, beta2;  /* 0.5, 0.999 / 0, 0.99 (beta1 < 0: default) */
     float ema_kimg;      /* EMA half-life in kimg; < 0: batch * 10 / 32 (StyleGAN2-ADA) */
     float ema_rampup;    /* half-life <= rampup * images seen; default 0.05, 0 = none */
     const char *augment; /* DiffAugment policy, default "color,translation,cutout" */

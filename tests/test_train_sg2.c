@@ -1,0 +1,250 @@
+/* test_train_sg2.c - StyleGAN2 training: the initialised generator's layout,
+ * the lazy R1 penalty's weight gradient (the finite-difference trick of
+ * step.c) against a finite difference of the penalty itself, with and
+ * without DiffAugment, a tiny run that learns the toy set, and a resumed run
+ * that reproduces an uninterrupted one bit for bit (random noise, w_avg and
+ * the R1 interval included). The residual discriminator itself is checked
+ * in test_sg2_disc.c. */
+#include "ganedit.h"
+#include "harness.h"
+#include "train/train.h"
+#include "train_util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+TEST(train_sg2_init_layout) {
+    ge_rng rng;
+    ge_rng_seed(&rng, 3);
+    ge_tensors *w = NULL;
+    CHECK(ge_train_sg2_g_init(&w, 16, 24, 2, 32, 512, 32, &rng) == GE_OK, "%s", ge_errmsg());
+    const ge_tensor *c4 = ge_tensors_find(w, "synthesis.b4.const");
+    const ge_tensor *c0 = ge_tensors_find(w, "synthesis.b32.conv0.weight");
+    const ge_tensor *fc = ge_tensors_find(w, "mapping.fc0.weight");
+    const ge_tensor *ab = ge_tensors_find(w, "synthesis.b8.conv1.affine.bias");
+    const ge_tensor *f = ge_tensors_find(w, "synthesis.b16.resample_filter");
+    int ok = c4 && c0 && fc && ab && f && !ge_tensors_find(w, "mapping.fc2.weight");
+    if (!ok) ge_tensors_free(w);
+    CHECK(ok, "missing or extra tensors");
+    /* channels min(512 / r, 32): 32 up to 16x16, 16 at 32x32 */
+    ok = c4->shape[0] == 32 && c0->shape[0] == 16 && c0->shape[1] == 32 && fc->shape[0] == 24 &&
+         fc->shape[1] == 16 && ab->data[0] == 1.f && fabsf(f->data[0] - 1.f / 64) < 1e-7f;
+    double fsum = 0, fcsq = 0;
+    for (int i = 0; i < 16; i++) fsum += f->data[i];
+    for (size_t i = 0; i < fc->numel; i++) fcsq += (double)fc->data[i] * fc->data[i];
+    ok = ok && fabs(fsum - 1) < 1e-6 && fabs(sqrt(fcsq / fc->numel) - 100) < 10; /* N(0,1)/0.01 */
+    ge_generator *g = NULL;
+    ge_status s = ge_train_generator_new(&g, w, "init");
+    CHECK(ok, "shapes or initial values");
+    CHECK(s == GE_OK, "%s", ge_errmsg());
+    const ge_gen_info *gi = ge_generator_info(g);
+    ok = !strcmp(gi->arch, "stylegan2") && gi->resolution == 32 && gi->z_dim == 16 &&
+         gi->w_dim == 24 && gi->num_ws == 8;
+    float z[2 * 16], img[2 * 3 * 32 * 32];
+    ge_rng_fill_normal(&rng, z, 32);
+    s = ge_generator_forward(g, img, z, GE_LATENT_Z, 2, NULL);
+    double sq = 0;
+    int finite = 1;
+    for (size_t i = 0; i < sizeof img / sizeof *img; i++) {
+        finite = finite && isfinite(img[i]);
+        sq += (double)img[i] * img[i];
+    }
+    ge_generator_free(g);
+    CHECK(ok, "generator info");
+    CHECK(s == GE_OK && finite && sq > 0, "a fresh generator's images must be finite, not all 0");
+}
+
+/* R1 penalty weight * r1 at the D's current weights (NAN on error). */
+typedef struct {
+    ge_disc *d;
+    ge_diffaug *aug;
+    const float *x;
+    int n;
+    size_t per;
+    float *v, *xa, *logits;
+} r1_ctx;
+
+static double r1_value(r1_ctx *c, double weight) {
+    double r1;
+    if (ge_r1_backward(c->d, c->aug, c->x, c->n, c->per, weight, NULL, c->v, c->xa, c->logits,
+                       &r1) != GE_OK)
+        return NAN;
+    return weight * r1;
+}
+
+static void r1_check(int *test_failed_, int with_aug) {
+    const int R = 16, n = 4;
+    const size_t per = 3 * R * R;
+    ge_rng rng;
+    ge_rng_seed(&rng, 11 + with_aug);
+    ge_tensors *w = NULL, *grads = NULL;
+    ge_disc *d = NULL;
+    CHECK(ge_sg2_disc_init(&w, R, 256, 32, &rng) == GE_OK, "%s", ge_errmsg());
+    size_t nw;
+    float *flat = ge_flat_data(w, &nw);
+    ge_status s = ge_flat_like(&grads, w);
+    if (s == GE_OK) s = ge_disc_create(&d, w, "D");
+    else ge_tensors_free(w);
+    CHECK(s == GE_OK, "%s", ge_errmsg());
+    /* Every activation kept on the linear side of its leaky ReLU (and below
+     * the clamp) for every input and weight the check visits: positive
+     * weights, a large fromrgb bias. D is then smooth in x and theta (the
+     * minibatch stddev is), so a finite difference of the penalty itself is
+     * exact to rounding; with random weights both sides cross kinks (a
+     * piecewise-linear D's input gradient jumps), which the probe of the
+     * trick averages over while autograd would not, and neither side is a
+     * usable reference. grads has w's layout. */
+    float *gflat = ge_flat_data(grads, &nw);
+    for (int i = 0; i < ge_tensors_count(grads); i++) {
+        const ge_tensor *t = ge_tensors_at(grads, i);
+        float *p = flat + (t->data - gflat);
+        int rgb = strstr(t->name, "fromrgb") != NULL;
+        for (size_t k = 0; k < t->numel; k++) {
+            float r = ge_rng_normal(&rng);
+            if (t->ndim == 1) p[k] = rgb ? 12.f + r : 0.05f + 0.01f * r;
+            else p[k] = fabsf(r) * (rgb ? 1.f : 0.1f);
+        }
+    }
+    float *x = malloc(n * per * sizeof *x), *v = malloc(n * per * sizeof *v),
+          *xa = malloc(n * per * sizeof *xa), *logits = malloc(2 * n * sizeof *logits),
+          *u = malloc(nw * sizeof *u), *keep = malloc(nw * sizeof *keep);
+    ge_rng_fill_normal(&rng, x, n * per);
+    for (size_t k = 0; k < n * per; k++) x[k] *= 0.5f;
+    ge_diffaug aug;
+    memset(&aug, 0, sizeof aug);
+    if (with_aug) {
+        ge_diffaug_init(&aug, GE_AUG_COLOR | GE_AUG_TRANSLATION | GE_AUG_CUTOUT, n, 3, R, R);
+        ge_diffaug_draw(&aug, &rng);
+    }
+    r1_ctx c = {d, with_aug ? &aug : NULL, x, n, per, v, xa, logits};
+    const double weight = 0.7;
+    memset(gflat, 0, nw * sizeof(float));
+    double r1 = 0;
+    s = ge_r1_backward(d, c.aug, x, n, per, weight, grads, v, xa, logits, &r1);
+    /* directional derivative along a random direction, scaled per tensor */
+    memcpy(keep, flat, nw * sizeof *keep);
+    ge_rng_fill_normal(&rng, u, nw);
+    double an = 0, unorm = 0;
+    for (size_t k = 0; k < nw; k++) {
+        u[k] *= 0.01f * (fabsf(keep[k]) + 0.1f);
+        an += (double)gflat[k] * u[k];
+        unorm += (double)u[k] * u[k];
+    }
+    double best = 1e9, fd_at_best = 0;
+    for (double eps = 1e-1; eps >= 1e-3; eps /= 3) { /* smallest error over a few steps */
+        for (size_t k = 0; k < nw; k++) flat[k] = keep[k] + (float)eps * u[k];
+        double fp = r1_value(&c, weight);
+        for (size_t k = 0; k < nw; k++) flat[k] = keep[k] - (float)eps * u[k];
+        double fm = r1_value(&c, weight);
+        double fd = (fp - fm) / (2 * eps);
+        double e = fabs(fd - an) / (fabs(an) > 1e-12 ? fabs(an) : 1e-12);
+        if (e < best) best = e, fd_at_best = fd;
+    }
+    memcpy(flat, keep, nw * sizeof *keep);
+    fprintf(stderr, "  R1 %s: r1 %.4g, <grad, u> %.6g vs finite difference %.6g (rel %.2e)\n",
+            with_aug ? "with DiffAugment" : "plain", r1, an, fd_at_best, best);
+    ge_diffaug_free(&aug);
+    free(x), free(v), free(xa), free(logits), free(u), free(keep);
+    ge_disc_free(d);
+    ge_tensors_free(grads);
+    CHECK(s == GE_OK, "%s", ge_errmsg());
+    CHECK(r1 > 0 && isfinite(r1), "r1 = %g", r1);
+    CHECK(unorm > 0 && best < 1e-3, "R1 weight gradient off by %.2e (relative)", best);
+}
+
+TEST(train_sg2_r1_gradcheck) { r1_check(test_failed_, 0); }
+TEST(train_sg2_r1_gradcheck_diffaug) { r1_check(test_failed_, 1); }
+
+static void sg2_params(ge_train_params *p, const char *data, const char *out, int steps) {
+    ge_train_params_init(p);
+    p->arch = "stylegan2";
+    p->data = data;
+    p->out = out;
+    p->resolution = 16;
+    p->batch = 4;
+    p->z_dim = 8;
+    p->w_dim = 16;
+    p->channel_base = 128;
+    p->channel_max = 16;
+    p->r1_every = 2;
+    p->kimg = steps * 4 / 1000.0;
+    p->seed = 5;
+    p->sample_every = 0;
+    p->ckpt_every = 0;
+    p->quiet_files = 1;
+}
+
+TEST(train_sg2_tiny_run_learns) {
+    const char *data = toy_folder(12);
+    CHECK(data, "toy folder");
+    const char *out0 = tmpdir_new(), *out = tmpdir_new();
+    char gp0[4200], gp[4200];
+    snprintf(gp0, sizeof gp0, "%s/generator.safetensors", out0);
+    snprintf(gp, sizeof gp, "%s/generator.safetensors", out);
+    ge_train_params p;
+    ge_train_result r0, r;
+    sg2_params(&p, data, out0, 1);
+    p.augment = "none";
+    p.ema_kimg = 0.02f;
+    CHECK(ge_train_run(&p, &r0) == GE_OK, "%s", ge_errmsg());
+    ge_train_result_free(&r0);
+    p.out = out;
+    p.kimg = 200 * 4 / 1000.0;
+    ge_status s = ge_train_run(&p, &r);
+    CHECK(s == GE_OK, "%s", ge_errmsg());
+    int steps = (int)r.steps_done, r1_seen = 0;
+    for (int i = 0; i < steps; i++) r1_seen += r.history[(size_t)i * GE_TT_N + GE_TT_R1] > 0;
+    ge_train_result_free(&r);
+    double e0 = palette_error(gp0), e1 = palette_error(gp);
+    fprintf(stderr, "  palette error %.4f -> %.4f\n", e0, e1);
+    CHECK(steps == 200 && r1_seen >= 198, "ran %d steps, R1 recorded on %d", steps, r1_seen);
+    CHECK(e1 < 0.5 * e0, "G_ema's colours did not approach the toy set's: error %.4f -> %.4f", e0,
+          e1);
+}
+
+TEST(train_sg2_resume_same_losses) {
+    const char *data = toy_folder(6);
+    CHECK(data, "toy folder");
+    const char *a = tmpdir_new(), *b = tmpdir_new();
+    ge_train_params p;
+    ge_train_result ra, rb1, rb2;
+    sg2_params(&p, data, a, 6);
+    CHECK(ge_train_run(&p, &ra) == GE_OK, "%s", ge_errmsg());
+    sg2_params(&p, data, b, 3); /* stops after step 3: R1 ran at step 2, next at 4 */
+    ge_status s = ge_train_run(&p, &rb1);
+    if (s != GE_OK) ge_train_result_free(&ra);
+    CHECK(s == GE_OK, "%s", ge_errmsg());
+    char ck[4200];
+    snprintf(ck, sizeof ck, "%s/checkpoint.safetensors", b);
+    sg2_params(&p, data, b, 6);
+    p.resume = ck;
+    p.channel_max = 64; /* ignored: the checkpoint's settings win */
+    s = ge_train_run(&p, &rb2);
+    int ok = s == GE_OK && ra.steps_done == 6 && rb1.steps_done == 3 && rb2.first_step == 3 &&
+             rb2.steps_done == 3;
+    int same = ok;
+    for (int i = 0; ok && i < 3 * GE_TT_N; i++) {
+        same = same && rb1.history[i] == ra.history[i];
+        same = same && rb2.history[i] == ra.history[3 * GE_TT_N + i];
+    }
+    ge_train_result_free(&ra);
+    ge_train_result_free(&rb1);
+    ge_train_result_free(&rb2);
+    CHECK(s == GE_OK, "%s", ge_errmsg());
+    CHECK(ok, "step counts");
+    CHECK(same, "a resumed StyleGAN2 run must give the same losses as an uninterrupted one");
+}
+
+TEST(train_sg2_bad_batch) {
+    const char *data = toy_folder(4);
+    CHECK(data, "toy folder");
+    ge_train_params p;
+    ge_train_result r;
+    sg2_params(&p, data, tmpdir_new(), 2);
+    p.batch = 6;
+    ge_status s = ge_train_run(&p, &r);
+    ge_train_result_free(&r);
+    CHECK(s == GE_ERR_ARG && strstr(ge_errmsg(), "divisible by 4"), "got %d: %s", s, ge_errmsg());
+}

@@ -1,0 +1,13 @@
+/* train_util.h - toy data shared by the training tests (defined in
+ * test_train.c). */
+#ifndef GE_TEST_TRAIN_UTIL_H
+#define GE_TEST_TRAIN_UTIL_H
+
+/* A new temporary folder of n toy 16x16 PNGs: a red square on a blue
+ * background at a few positions (NULL on failure). */
+const char *toy_folder(int n);
+/* Mean colour error of the generator's images (16 draws of an 8-dim z) against
+ * the toy set's two colours (NAN if it cannot be loaded or run). */
+double palette_error(const char *genpath);
+
+#endif
