@@ -440,7 +440,7 @@ const char *toy_folder(int n) {
     return dir;
 }
 
-static void tiny_params(ge_train_params *p, const char *data, const char *out, int steps) {
+void tiny_params(ge_train_params *p, const char *data, const char *out, int steps) {
     ge_train_params_init(p);
     p->data = data;
     p->out = out;

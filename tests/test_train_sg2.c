@@ -157,23 +157,15 @@ static void r1_check(int *test_failed_, int with_aug) {
 TEST(train_sg2_r1_gradcheck) { r1_check(test_failed_, 0); }
 TEST(train_sg2_r1_gradcheck_diffaug) { r1_check(test_failed_, 1); }
 
+/* tiny_params' run (16x16, batch 4, z 8) as a small StyleGAN2, R1 every 2 steps. */
 static void sg2_params(ge_train_params *p, const char *data, const char *out, int steps) {
-    ge_train_params_init(p);
+    tiny_params(p, data, out, steps);
     p->arch = "stylegan2";
-    p->data = data;
-    p->out = out;
-    p->resolution = 16;
-    p->batch = 4;
-    p->z_dim = 8;
     p->w_dim = 16;
     p->channel_base = 128;
     p->channel_max = 16;
     p->r1_every = 2;
-    p->kimg = steps * 4 / 1000.0;
     p->seed = 5;
-    p->sample_every = 0;
-    p->ckpt_every = 0;
-    p->quiet_files = 1;
 }
 
 TEST(train_sg2_tiny_run_learns) {

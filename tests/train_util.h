@@ -3,11 +3,17 @@
 #ifndef GE_TEST_TRAIN_UTIL_H
 #define GE_TEST_TRAIN_UTIL_H
 
+#include "train/train.h"
+
 /* A new temporary folder of n toy 16x16 PNGs: a red square on a blue
  * background at a few positions (NULL on failure). */
 const char *toy_folder(int n);
 /* Mean colour error of the generator's images (16 draws of an 8-dim z) against
  * the toy set's two colours (NAN if it cannot be loaded or run). */
 double palette_error(const char *genpath);
+
+/* Settings of a tiny DCGAN run on `data` for `steps` steps of batch 4 at
+ * 16x16, z 8, seed 42, no grids or intermediate checkpoints. */
+void tiny_params(ge_train_params *p, const char *data, const char *out, int steps);
 
 #endif
