@@ -121,6 +121,7 @@ static ge_dconv_shape case_shape(const conv_case *k) {
                              k->t.pad,
                              GE_PAD_ZERO,
                              0,
+                             0,
                              0};
     } else {
         s = (ge_dconv_shape){k->c.w_sample_stride ? 1 : k->c.n,
@@ -133,6 +134,7 @@ static ge_dconv_shape case_shape(const conv_case *k) {
                              k->c.stride,
                              k->c.pad,
                              k->c.pad_mode,
+                             0,
                              0,
                              0};
     }
@@ -235,7 +237,7 @@ TEST(speed_conv_deterministic) {
 }
 
 TEST(speed_conv_disable) {
-    ge_dconv_shape s = {1, 16, 8, 8, 16, 3, 3, 1, 1, GE_PAD_ZERO, 0, 0};
+    ge_dconv_shape s = {1, 16, 8, 8, 16, 3, 3, 1, 1, GE_PAD_ZERO, 0, 0, 0};
     float x[16 * 64], w[16 * 16 * 9], y[16 * 64];
     for (size_t i = 0; i < 16 * 64; i++)
         x[i] = (float)(i % 7) - 3.f, y[i] = 42.f;
@@ -250,7 +252,7 @@ TEST(speed_conv_disable) {
     for (size_t i = 0; i < 16 * 64; i++)
         CHECK(y[i] == 42.f, "a declined call wrote y[%zu]", i);
     /* and a problem oneDNN cannot take (reflection wider than the image) is declined */
-    ge_dconv_shape bad = {1, 16, 2, 2, 16, 3, 3, 1, 2, GE_PAD_REFLECT, 0, 0};
+    ge_dconv_shape bad = {1, 16, 2, 2, 16, 3, 3, 1, 2, GE_PAD_REFLECT, 0, 0, 0};
     CHECK(!ge_dconv_forward(y, x, w, NULL, &bad, 0), "an invalid problem was accepted");
     CHECK(ge_set_precision((ge_precision)7) == GE_ERR_ARG, "unknown precision accepted");
 }

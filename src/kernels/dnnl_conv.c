@@ -56,6 +56,7 @@ typedef struct {
 typedef struct dconv_entry {
     ge_dconv_shape s; /* key: problem, pass, precision, threads */
     int pass, bf16, nthr;
+    int wino; /* the primitive is oneDNN's Winograd convolution */
     int ok;
     int ppad;                      /* reflection padding done while packing */
     int ih, iw, oh, ow;            /* the primitive's input (padded) and output sizes */
@@ -79,13 +80,16 @@ static dconv_entry *entries;
 static unsigned char *arena;
 static size_t arena_bytes;
 static int enabled = -1; /* -1: not yet read from GANEDIT_CONV */
+static int wino_on = 1;   /* Winograd where it pays (wino_wanted) */
 
 /* GANEDIT_CONV=im2col in the environment starts with the fast path off, so
- * a whole program (a benchmark, the command line) can be timed both ways. */
+ * a whole program (a benchmark, the command line) can be timed both ways;
+ * GANEDIT_CONV=direct keeps it on but without Winograd. */
 static void read_env(void) {
     if (enabled < 0) {
         const char *e = getenv("GANEDIT_CONV");
         enabled = !(e && !strcmp(e, "im2col"));
+        if (e && !strcmp(e, "direct")) wino_on = 0;
     }
 }
 
@@ -96,6 +100,34 @@ int ge_dconv_enable(int on) {
     enabled = on != 0;
     pthread_mutex_unlock(&lock);
     return was;
+}
+
+int ge_dconv_winograd(int on) {
+    pthread_mutex_lock(&lock);
+    read_env();
+    int was = wino_on;
+    wino_on = on != 0;
+    pthread_mutex_unlock(&lock);
+    return was;
+}
+
+/* Whether a pass runs as oneDNN's Winograd convolution (F(2x2,3x3) or
+ * F(4x4,3x3), fp32, 3x3 stride 1 only). Measured per VGG/DCGAN layer on
+ * this machine (docs/speed.md): it pays for the forward when the weights
+ * are constant (the transformed weights are then kept: transforming them
+ * costs several direct convolutions) and the output has at least 16x16
+ * pixels, and for the data gradient (which transforms the weights inside,
+ * every call) from 32x32 outputs; below 32 channels on either side it
+ * loses. Its results differ from the direct kernels' by rounding only
+ * (relative 1e-6 at VGG shapes; tests/test_speed_conv.c). */
+static int wino_wanted(const ge_dconv_shape *s, int pass, int bf16) {
+    if (!wino_on || !s->wino || bf16 || s->kh != 3 || s->kw != 3 || s->stride != 1 || s->pad > 1) return 0;
+    if (s->c_in < 32 || s->c_out < 32) return 0;
+    int oh = s->h + 2 * s->pad - 2, ow = s->w + 2 * s->pad - 2;
+    long px = (long)oh * ow;
+    if (pass == GE_DCONV_FWD) return s->w_const && px >= 256;
+    if (pass == GE_DCONV_BWD_DATA) return px >= 1024;
+    return 0;
 }
 
 static void entry_free(dconv_entry *e) {
@@ -282,10 +314,21 @@ static void pack_cols(void *dst, const blk_layout *l, size_t base, const float *
                 uint16_t *d = (uint16_t *)dst + off;
                 for (int xx = t0; xx < t1; xx++)
                     d[xx * sx] = src ? to_bf16(src[reflect(xx - p, w)]) : 0;
-            } else {
+            } else if (!src) {
                 float *d = (float *)dst + off;
                 for (int xx = t0; xx < t1; xx++)
-                    d[xx * sx] = src ? src[reflect(xx - p, w)] : 0.f;
+                    d[xx * sx] = 0.f;
+            } else {
+                /* grid columns [p, p + w) are the image's: no reflection there */
+                float *d = (float *)dst + off;
+                int in0 = t0 > p ? t0 : p, in1 = t1 < p + w ? t1 : p + w;
+                if (in1 < in0) in0 = in1 = t1;
+                for (int xx = t0; xx < in0; xx++)
+                    d[xx * sx] = src[reflect(xx - p, w)];
+                for (int xx = in0; xx < in1; xx++)
+                    d[xx * sx] = src[xx - p];
+                for (int xx = in1; xx < t1; xx++)
+                    d[xx * sx] = src[reflect(xx - p, w)];
             }
         }
     }
@@ -394,6 +437,38 @@ static int mem_of(dnnl_memory_t *m, const dnnl_memory_desc_t *md) {
     return dnnl_memory_create(m, md, engine, DNNL_MEMORY_NONE) == dnnl_success;
 }
 
+/* The Winograd forward's primitive descriptor: oneDNN lists F(2x2,3x3)
+ * first, but F(4x4,3x3) (fewer multiplications, its weights transformed
+ * once when they are kept) ran 1.0-1.8x faster on every VGG layer here; the
+ * first one when there is no other. NULL if none. */
+static dnnl_primitive_desc_t wino_fwd_pd(const dnnl_convolution_desc_t *fd,
+                                         dnnl_primitive_attr_t attr) {
+    dnnl_primitive_desc_iterator_t it = NULL;
+    dnnl_primitive_desc_t first = NULL, pick = NULL;
+    if (dnnl_primitive_desc_iterator_create(&it, fd, attr, engine, NULL) != dnnl_success)
+        return NULL;
+    do {
+        dnnl_primitive_desc_t c = dnnl_primitive_desc_iterator_fetch(it);
+        const char *nm = NULL;
+        if (!c) break;
+        if (dnnl_primitive_desc_query(c, dnnl_query_impl_info_str, 0, &nm) == dnnl_success && nm &&
+            strstr(nm, "wino") && !strstr(nm, "2x3")) {
+            pick = c;
+            break;
+        }
+        if (!first)
+            first = c;
+        else
+            dnnl_primitive_desc_destroy(c);
+    } while (dnnl_primitive_desc_iterator_next(it) == dnnl_success);
+    dnnl_primitive_desc_iterator_destroy(it);
+    if (pick) {
+        if (first) dnnl_primitive_desc_destroy(first);
+        return pick;
+    }
+    return first;
+}
+
 /* Builds e's primitive, weight reorder and memory objects; e->ok = 1 on success. */
 static void entry_create(dconv_entry *e) {
     const ge_dconv_shape *s = &e->s;
@@ -428,25 +503,29 @@ static void entry_create(dconv_entry *e) {
     dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
 
     dnnl_convolution_desc_t fd, cd;
+    dnnl_alg_kind_t alg = e->wino ? dnnl_convolution_winograd : dnnl_convolution_direct;
     /* the forward (also the hint the backward passes need) */
     if (dnnl_convolution_forward_desc_init(
             &fd, e->pass == GE_DCONV_FWD ? dnnl_forward_inference : dnnl_forward_training,
-            dnnl_convolution_direct, &src, &wei, NULL, e->pass == GE_DCONV_FWD ? &dst32 : &dst,
+            alg, &src, &wei, NULL, e->pass == GE_DCONV_FWD ? &dst32 : &dst,
             strides, pl, pr) != dnnl_success)
         goto done;
-    if (dnnl_primitive_desc_create(&hint, &fd, e->pass == GE_DCONV_FWD ? attr : NULL, engine,
-                                   NULL) != dnnl_success)
+    if (e->wino && e->pass == GE_DCONV_FWD) {
+        if (!(hint = wino_fwd_pd(&fd, attr))) goto done;
+    } else if (dnnl_primitive_desc_create(&hint, &fd, e->pass == GE_DCONV_FWD ? attr : NULL,
+                                          engine, NULL) != dnnl_success) {
         goto done;
+    }
     if (e->pass == GE_DCONV_FWD) {
         pd = hint;
         hint = NULL;
     } else if (e->pass == GE_DCONV_BWD_DATA) {
-        if (dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &src32, &wei,
+        if (dnnl_convolution_backward_data_desc_init(&cd, alg, &src32, &wei,
                                                      &dst, strides, pl, pr) != dnnl_success ||
             dnnl_primitive_desc_create(&pd, &cd, attr, engine, hint) != dnnl_success)
             goto done;
     } else {
-        if (dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &src, &wei32,
+        if (dnnl_convolution_backward_weights_desc_init(&cd, alg, &src, &wei32,
                                                         NULL, &dst, strides, pl,
                                                         pr) != dnnl_success ||
             dnnl_primitive_desc_create(&pd, &cd, attr, engine, hint) != dnnl_success)
@@ -515,7 +594,7 @@ static int same_shape(const ge_dconv_shape *a, const ge_dconv_shape *b) {
     return a->n == b->n && a->c_in == b->c_in && a->h == b->h && a->w == b->w &&
            a->c_out == b->c_out && a->kh == b->kh && a->kw == b->kw && a->stride == b->stride &&
            a->pad == b->pad && (a->pad == 0 || a->pad_mode == b->pad_mode) &&
-           a->w_iohw == b->w_iohw && a->w_const == b->w_const;
+           a->w_iohw == b->w_iohw && a->w_const == b->w_const && a->wino == b->wino;
 }
 
 static int valid_shape(const ge_dconv_shape *s) {
@@ -542,8 +621,10 @@ static dconv_entry *lookup(const ge_dconv_shape *s, int pass) {
         }
     }
     int bf16 = ge_use_bf16(), nthr = omp_get_max_threads();
+    int wino = wino_wanted(s, pass, bf16);
     for (dconv_entry *e = entries; e; e = e->next)
-        if (e->pass == pass && e->bf16 == bf16 && e->nthr == nthr && same_shape(&e->s, s))
+        if (e->pass == pass && e->bf16 == bf16 && e->nthr == nthr && e->wino == wino &&
+            same_shape(&e->s, s))
             return e->ok ? e : NULL;
     dconv_entry *e = calloc(1, sizeof *e);
     if (!e) return NULL;
@@ -552,14 +633,25 @@ static dconv_entry *lookup(const ge_dconv_shape *s, int pass) {
     e->pass = pass;
     e->bf16 = bf16;
     e->nthr = nthr;
+    e->wino = wino;
     entry_create(e);
+    if (!e->ok && wino) { /* no Winograd kernel here: the direct one, under the same key */
+        dconv_entry *d = calloc(1, sizeof *d);
+        if (d) {
+            d->s = e->s, d->pass = pass, d->bf16 = bf16, d->nthr = nthr;
+            entry_create(d);
+            d->wino = wino; /* the key; the primitive is direct */
+            entry_free(e);
+            e = d;
+        }
+    }
     if (!e->ok) { /* remember the failure (and its name), drop what was built */
         dconv_entry *f = calloc(1, sizeof *f);
         if (!f) {
             entry_free(e);
             return NULL;
         }
-        f->s = e->s, f->pass = pass, f->bf16 = bf16, f->nthr = nthr;
+        f->s = e->s, f->pass = pass, f->bf16 = bf16, f->nthr = nthr, f->wino = wino;
         memcpy(f->impl, e->impl, sizeof f->impl);
         entry_free(e);
         e = f;
@@ -633,8 +725,32 @@ void ge_dconv_forget(const float *w) {
     pthread_mutex_unlock(&lock);
 }
 
+/* A batch that gets Winograd runs one sample per call (their blocking, and
+ * so the rounding, depends on the batch size). Element counts of one
+ * sample's input and output. */
+static int wino_split(const ge_dconv_shape *s, int pass, size_t *in, size_t *out) {
+    pthread_mutex_lock(&lock);
+    read_env();
+    int split = s->n > 1 && enabled && valid_shape(s) && wino_wanted(s, pass, ge_use_bf16());
+    pthread_mutex_unlock(&lock);
+    if (!split) return 0;
+    int oh = (s->h + 2 * s->pad - s->kh) / s->stride + 1;
+    int ow = (s->w + 2 * s->pad - s->kw) / s->stride + 1;
+    *in = (size_t)s->c_in * s->h * s->w;
+    *out = (size_t)s->c_out * oh * ow;
+    return 1;
+}
+
 int ge_dconv_forward(float *y, const float *x, const float *w, const float *b,
                      const ge_dconv_shape *s, int accumulate) {
+    size_t xs, ys;
+    if (wino_split(s, GE_DCONV_FWD, &xs, &ys)) {
+        ge_dconv_shape s1 = *s;
+        s1.n = 1;
+        for (int i = 0; i < s->n; i++) /* only the first call can decline (same entry after) */
+            if (!ge_dconv_forward(y + i * ys, x + i * xs, w, b, &s1, accumulate)) return 0;
+        return 1;
+    }
     int done = 0;
     pthread_mutex_lock(&lock);
     dconv_entry *e = lookup(s, GE_DCONV_FWD);
@@ -655,6 +771,14 @@ int ge_dconv_forward(float *y, const float *x, const float *w, const float *b,
 
 int ge_dconv_backward_data(float *dx, const float *dy, const float *w, const float *b,
                            const ge_dconv_shape *s, int accumulate) {
+    size_t xs, ys;
+    if (wino_split(s, GE_DCONV_BWD_DATA, &xs, &ys)) {
+        ge_dconv_shape s1 = *s;
+        s1.n = 1;
+        for (int i = 0; i < s->n; i++)
+            if (!ge_dconv_backward_data(dx + i * xs, dy + i * ys, w, b, &s1, accumulate)) return 0;
+        return 1;
+    }
     int done = 0;
     pthread_mutex_lock(&lock);
     dconv_entry *e = lookup(s, GE_DCONV_BWD_DATA);

@@ -85,6 +85,11 @@ typedef struct {
                     as the weight of its adjoint), 0: (c_out, c_in, kh, kw) */
     int w_const; /* 1: the values behind w do not change until ge_dconv_forget(w): the
                     packed copy is kept between calls; 0: packed on every call */
+    int wino;    /* 1: oneDNN's Winograd kernels may run where they pay (w_const
+                    forwards, large data gradients; see dnnl_conv.c). Their results
+                    differ from the direct kernels' by rounding, so only callers that
+                    ask get them; each sample is then its own call, so a sample's
+                    result does not depend on the rest of the batch */
 } ge_dconv_shape;
 
 enum { GE_DCONV_FWD = 0, GE_DCONV_BWD_DATA = 1, GE_DCONV_BWD_WEIGHTS = 2 };
@@ -108,6 +113,11 @@ const char *ge_dconv_impl(const ge_dconv_shape *s, int pass);
  * returns the previous setting. For tests and benchmarks; GANEDIT_CONV=im2col
  * in the environment starts a program with it off. */
 int ge_dconv_enable(int on);
+/* 0: direct kernels only; 1 (default): oneDNN's Winograd convolution for the
+ * 3x3 stride-1 passes where it is faster here (see wino_wanted in
+ * dnnl_conv.c; results differ from direct ones by rounding). Returns the
+ * previous setting. GANEDIT_CONV=direct in the environment starts with 0. */
+int ge_dconv_winograd(int on);
 /* Frees every cached primitive and the arena (they come back on demand). */
 void ge_dconv_release(void);
 /* Drops the packed copies of w kept for w_const calls (call it before w's

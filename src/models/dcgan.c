@@ -21,7 +21,14 @@
  * live in one allocation sized for the batch size and reused until it
  * changes. Editing never needs weight gradients (the plain backward skips
  * them); the trainer (src/train) asks for them through backward_params, which
- * adds each layer's dW/db into a tensor set with the weights' own names. */
+ * adds each layer's dW/db into a tensor set with the weights' own names.
+ *
+ * Speed: a weight inside the file's read-only mapping can never change, so
+ * its convolutions go straight to the oneDNN path (kernels.h) with w_const:
+ * the packed copy is kept between calls, not redone on every call;
+ * ge_dconv_forget drops it in dc_free. They stay on the direct kernels (no
+ * Winograd), so a file loaded without a mapping (.pkl) gives the same bytes.
+ * Weight gradients (training) and any declined call take the ops' path. */
 #include "kernels/kernels.h"
 #include "models/models.h"
 #include "ops/ops.h"
@@ -43,6 +50,7 @@ typedef struct {
     const float *bias;   /* (c_out) or NULL */
     int k, stride, pad;
     int layer;   /* conv/convt: the 1-based layer number of its weight's key */
+    int w_const; /* conv/convt: the weight lies in the file's read-only mapping */
     float *data; /* (n, c, h, w), into the arena */
 } dc_node;
 
@@ -81,6 +89,44 @@ static ge_convt2d_params convt_params(const dc_node *in, const dc_node *out, int
     p.c_out = out->c, p.kh = out->k, p.kw = out->k;
     p.stride = out->stride, p.pad = out->pad;
     return p;
+}
+
+/* The oneDNN problem of a conv node, or of the convolution whose input
+ * gradient a convt node is (its stored weight read as that conv's). */
+static ge_dconv_shape dc_dshape(const dc_node *in, const dc_node *out, int n) {
+    ge_dconv_shape s = {.n = n,
+                        .c_in = in->c,
+                        .h = in->h,
+                        .w = in->w,
+                        .c_out = out->c,
+                        .kh = out->k,
+                        .kw = out->k,
+                        .stride = out->stride,
+                        .pad = out->pad,
+                        .pad_mode = GE_PAD_ZERO,
+                        .w_const = 1};
+    if (out->op == DC_CONVT) {
+        s.c_in = out->c, s.h = out->h, s.w = out->w;
+        s.c_out = in->c;
+    }
+    return s;
+}
+
+/* y = op(x) through the kept-weight fast path; 0 when it declines. */
+static int dc_fast_forward(const dc_node *x, const dc_node *y, int n) {
+    if (!y->w_const) return 0;
+    ge_dconv_shape s = dc_dshape(x, y, n);
+    if (y->op == DC_CONV) return ge_dconv_forward(y->data, x->data, y->weight, y->bias, &s, 0);
+    return ge_dconv_backward_data(y->data, x->data, y->weight, y->bias, &s, 0);
+}
+
+/* dx += op's input gradient of gy through the kept-weight fast path; 0 when
+ * it declines (nothing written). */
+static int dc_fast_backward(float *dx, const float *gy, const dc_node *x, const dc_node *y, int n) {
+    if (!y->w_const || !dx) return 0;
+    ge_dconv_shape s = dc_dshape(x, y, n);
+    if (y->op == DC_CONV) return ge_dconv_backward_data(dx, gy, y->weight, NULL, &s, 1);
+    return ge_dconv_forward(dx, gy, y->weight, NULL, &s, 1);
 }
 
 static ge_bias_act_params act_params(const dc_node *d, int n) {
@@ -152,11 +198,13 @@ static ge_status dc_forward(void *impl, float *img, const float *latent, ge_late
         dc_node *y = &g->nodes[i];
         switch (y->op) {
         case DC_CONV: {
+            if (dc_fast_forward(x, y, n)) break;
             ge_conv2d_params p = conv_params(x, y, n);
             ge_conv2d_forward(y->data, x->data, y->weight, y->bias, &p, g->scratch);
             break;
         }
         case DC_CONVT: {
+            if (dc_fast_forward(x, y, n)) break;
             ge_convt2d_params p = convt_params(x, y, n);
             ge_convt2d_forward(y->data, x->data, y->weight, y->bias, &p, g->scratch);
             break;
@@ -215,11 +263,13 @@ static ge_status dc_backward_all(dcgan *g, float *dlatent, const float *dimg,
         }
         switch (y->op) {
         case DC_CONV: {
+            if (!dw && !db && dc_fast_backward(dx, gy, x, y, n)) break;
             ge_conv2d_params p = conv_params(x, y, n);
             ge_conv2d_backward(dx, dw, db, gy, x->data, y->weight, &p, g->scratch);
             break;
         }
         case DC_CONVT: {
+            if (!dw && !db && dc_fast_backward(dx, gy, x, y, n)) break;
             ge_convt2d_params p = convt_params(x, y, n);
             ge_convt2d_backward(dx, dw, db, gy, x->data, y->weight, &p, g->scratch);
             break;
@@ -263,6 +313,8 @@ static ge_status dc_backward_params(void *impl, float *dlatent, const float *dim
 static void dc_free(void *impl) {
     dcgan *g = impl;
     if (!g) return;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].w_const) ge_dconv_forget(g->nodes[i].weight);
     free(g->arena);
     ge_tensors_free(g->w);
     free(g);
@@ -397,6 +449,14 @@ static ge_status dc_build(dcgan *g, ge_gen_info *info, const char *path) {
     }
     dc_push(g, DC_TANH, 3, res, res);
     g->n_layers = L;
+    const char *m = g->w->map;
+    for (int i = 0; i < g->n_nodes; i++) {
+        dc_node *c = &g->nodes[i];
+        if (c->op != DC_CONV && c->op != DC_CONVT) continue;
+        size_t wn = (size_t)c->c * g->nodes[i - 1].c * c->k * c->k;
+        const char *wp = (const char *)c->weight;
+        c->w_const = m && wp >= m && wp + wn * sizeof(float) <= m + g->w->map_len;
+    }
 
     memset(info, 0, sizeof *info);
     info->arch = arch;

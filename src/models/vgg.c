@@ -24,7 +24,13 @@
  * reads its input), so any of them can be read as a feature and any of them
  * can receive a gradient. Buffers (nodes up to the requested depth, two
  * ping-pong gradient buffers, conv scratch) are one allocation, re-planned
- * only when the batch, size or depth grows beyond what it holds. */
+ * only when the batch, size or depth grows beyond what it holds.
+ *
+ * Speed: the weights never change, so the convolutions go straight to the
+ * oneDNN path (kernels.h) with w_const: their packed (for the forward,
+ * Winograd-transformed) copies are kept between calls and dropped by
+ * ge_vgg_free. The backward writes each gradient instead of adding it to a
+ * zeroed buffer where the op allows (convolution, ReLU). */
 #include "kernels/kernels.h"
 #include "models/models.h"
 #include "ops/ops.h"
@@ -218,6 +224,8 @@ ge_status ge_vgg_load(ge_vgg **out, const char *path) {
 
 void ge_vgg_free(ge_vgg *v) {
     if (!v) return;
+    for (int i = 0; i < v->n_nodes; i++)
+        if (v->nodes[i].op == VGG_CONV) ge_dconv_forget(v->nodes[i].weight);
     free(v->arena);
     ge_tensors_free(v->t);
     free(v);
@@ -411,6 +419,82 @@ static ge_status parse_upto(const ge_vgg *v, const char *upto, int *depth) {
 
 /* ---- forward and backward ------------------------------------------------------ */
 
+static ge_dconv_shape dconv_shape(const ge_conv2d_params *p) {
+    ge_dconv_shape s = {.n = p->n,
+                        .c_in = p->c_in,
+                        .h = p->h,
+                        .w = p->w,
+                        .c_out = p->c_out,
+                        .kh = p->kh,
+                        .kw = p->kw,
+                        .stride = p->stride,
+                        .pad = p->pad,
+                        .pad_mode = p->pad_mode,
+                        .w_const = 1,
+                        .wino = 1};
+    return s;
+}
+
+/* yd = conv(ad) + bias for n samples (node y after node a): the oneDNN path
+ * with the weights kept packed, else ge_conv2d_forward (1x1 conv0, im2col
+ * when the fast path is off). */
+static void conv_forward(ge_vgg *v, float *yd, const float *ad, const vgg_node *y,
+                         const vgg_node *a, int n) {
+    ge_conv2d_params p = conv_params(a, y, n);
+    ge_dconv_shape s = dconv_shape(&p);
+    if (y->k > 1 && ge_dconv_forward(yd, ad, y->weight, y->bias, &s, 0)) return;
+    ge_conv2d_forward(yd, ad, y->weight, y->bias, &p, v->scratch);
+}
+
+/* gx = conv^T(gy) (written, not added), with ad the conv's input. */
+static void conv_backward(ge_vgg *v, float *gx, const float *gy, const float *ad,
+                          const vgg_node *y, const vgg_node *a, int n) {
+    ge_conv2d_params p = conv_params(a, y, n);
+    ge_dconv_shape s = dconv_shape(&p);
+    if (y->k > 1 && ge_dconv_backward_data(gx, gy, y->weight, NULL, &s, 0)) return;
+    memset(gx, 0, node_numel(a, n) * sizeof(float));
+    ge_conv2d_backward(gx, NULL, NULL, gy, ad, y->weight, &p, v->scratch);
+}
+
+/* gx = gy where x > 0, else 0 (written): ReLU's backward as bias_act's (and
+ * PyTorch's: 0 where x <= 0 even for an infinite gy). */
+GE_SIMD_CLONES static void relu_backward_run(float *restrict gx, const float *restrict gy,
+                                             const float *restrict x, size_t m) {
+#pragma omp simd
+    for (size_t e = 0; e < m; e++)
+        gx[e] = x[e] > 0.f ? gy[e] : 0.f;
+}
+
+/* gy[e] += g[e] */
+GE_SIMD_CLONES static void add_run(float *restrict gy, const float *restrict g, size_t m) {
+#pragma omp simd
+    for (size_t e = 0; e < m; e++)
+        gy[e] += g[e];
+}
+
+/* The two loops above over m elements, in chunks shared by the threads
+ * (the chunk loop is the parallel one, so each chunk still runs the
+ * AVX-512 clone). */
+enum { CHUNK = 1 << 14 };
+
+static void relu_backward(float *gx, const float *gy, const float *x, size_t m) {
+    long chunks = (long)((m + CHUNK - 1) / CHUNK);
+#pragma omp parallel for schedule(static) if (chunks > 4)
+    for (long c = 0; c < chunks; c++) {
+        size_t e0 = (size_t)c * CHUNK, len = m - e0 < CHUNK ? m - e0 : CHUNK;
+        relu_backward_run(gx + e0, gy + e0, x + e0, len);
+    }
+}
+
+static void add_into(float *gy, const float *g, size_t m) {
+    long chunks = (long)((m + CHUNK - 1) / CHUNK);
+#pragma omp parallel for schedule(static) if (chunks > 4)
+    for (long c = 0; c < chunks; c++) {
+        size_t e0 = (size_t)c * CHUNK, len = m - e0 < CHUNK ? m - e0 : CHUNK;
+        add_run(gy + e0, g + e0, len);
+    }
+}
+
 ge_status ge_vgg_forward(ge_vgg *v, const float *x, int n, int h, int w, const char *upto) {
     if (n <= 0 || h <= 0 || w <= 0)
         return ge_fail(GE_ERR_ARG, "VGG-19 input (%d, 3, %d, %d) is empty", n, h, w);
@@ -419,35 +503,39 @@ ge_status ge_vgg_forward(ge_vgg *v, const float *x, int n, int h, int w, const c
     if (s != GE_OK) return s;
     s = plan(v, n, h, w, depth);
     if (s != GE_OK) return s;
+    /* One sample at a time through the whole chain: its activations stay in
+     * the cache from one op to the next (a batch's do not), and a sample's
+     * result does not depend on the batch. */
     size_t hw = (size_t)h * w;
-    float *x0 = v->nodes[0].data;
-    for (int i = 0; i < n; i++)
+    for (int b = 0; b < n; b++) {
+        float *x0 = v->nodes[0].data + node_numel(&v->nodes[0], b);
         for (int c = 0; c < 3; c++) {
-            const float *src = x + ((size_t)i * 3 + c) * hw;
-            float *dst = x0 + ((size_t)i * 3 + c) * hw;
+            const float *src = x + ((size_t)b * 3 + c) * hw;
+            float *dst = x0 + (size_t)c * hw;
             float sc = v->in_scale[c], sh = v->in_shift[c];
             for (size_t j = 0; j < hw; j++)
                 dst[j] = src[j] * sc + sh;
         }
-    for (int i = 1; i <= depth; i++) {
-        const vgg_node *a = &v->nodes[i - 1];
-        vgg_node *y = &v->nodes[i];
-        switch (y->op) {
-        case VGG_CONV: {
-            ge_conv2d_params p = conv_params(a, y, n);
-            ge_conv2d_forward(y->data, a->data, y->weight, y->bias, &p, v->scratch);
-            break;
-        }
-        case VGG_RELU: {
-            ge_bias_act_params p = relu_params(y, n);
-            ge_bias_act_forward(y->data, a->data, NULL, &p);
-            break;
-        }
-        case VGG_POOL:
-            ge_maxpool2_forward(y->data, a->data, n, a->c, a->h, a->w, v->normalised);
-            break;
-        case VGG_INPUT:
-            break;
+        for (int i = 1; i <= depth; i++) {
+            const vgg_node *a = &v->nodes[i - 1];
+            vgg_node *y = &v->nodes[i];
+            const float *ad = a->data + node_numel(a, b);
+            float *yd = y->data + node_numel(y, b);
+            switch (y->op) {
+            case VGG_CONV:
+                conv_forward(v, yd, ad, y, a, 1);
+                break;
+            case VGG_RELU: {
+                ge_bias_act_params p = relu_params(y, 1);
+                ge_bias_act_forward(yd, ad, NULL, &p);
+                break;
+            }
+            case VGG_POOL:
+                ge_maxpool2_forward(yd, ad, 1, a->c, a->h, a->w, v->normalised);
+                break;
+            case VGG_INPUT:
+                break;
+            }
         }
     }
     v->fwd_depth = depth;
@@ -487,49 +575,45 @@ ge_status ge_vgg_backward(ge_vgg *v, float *dx, int k, const char *const *layers
     }
     if (top == 0) return GE_OK; /* nothing injected */
     int n = v->n;
-    float *gy = v->grad_a, *gx = v->grad_b;
-    memset(gy, 0, node_numel(&v->nodes[top], n) * sizeof(float));
-    for (int i = top; i >= 1; i--) {
-        const vgg_node *a = &v->nodes[i - 1];
-        const vgg_node *y = &v->nodes[i];
-        size_t ny = node_numel(y, n);
-        for (int j = 0; j < k; j++)
-            if (idx[j] == i && grads[j]) {
-                const float *g = grads[j];
-                for (size_t e = 0; e < ny; e++)
-                    gy[e] += g[e];
+    /* One sample at a time, as the forward; its gradients use the start of
+     * the two buffers. */
+    for (int b = 0; b < n; b++) {
+        float *gy = v->grad_a, *gx = v->grad_b;
+        memset(gy, 0, node_numel(&v->nodes[top], 1) * sizeof(float));
+        for (int i = top; i >= 1; i--) {
+            const vgg_node *a = &v->nodes[i - 1];
+            const vgg_node *y = &v->nodes[i];
+            const float *ad = a->data + node_numel(a, b);
+            size_t ny = node_numel(y, 1);
+            for (int j = 0; j < k; j++)
+                if (idx[j] == i && grads[j]) add_into(gy, grads[j] + ny * b, ny);
+            switch (y->op) {
+            case VGG_CONV:
+                conv_backward(v, gx, gy, ad, y, a, 1);
+                break;
+            case VGG_RELU:
+                relu_backward(gx, gy, ad, ny);
+                break;
+            case VGG_POOL:
+                memset(gx, 0, node_numel(a, 1) * sizeof(float));
+                ge_maxpool2_backward(gx, gy, ad, 1, a->c, a->h, a->w, v->normalised);
+                break;
+            case VGG_INPUT:
+                break;
             }
-        memset(gx, 0, node_numel(a, n) * sizeof(float));
-        switch (y->op) {
-        case VGG_CONV: {
-            ge_conv2d_params p = conv_params(a, y, n);
-            ge_conv2d_backward(gx, NULL, NULL, gy, a->data, y->weight, &p, v->scratch);
-            break;
+            float *t = gy;
+            gy = gx;
+            gx = t;
         }
-        case VGG_RELU: {
-            ge_bias_act_params p = relu_params(y, n);
-            ge_bias_act_backward(gx, NULL, gy, a->data, NULL, &p);
-            break;
-        }
-        case VGG_POOL:
-            ge_maxpool2_backward(gx, gy, a->data, n, a->c, a->h, a->w, v->normalised);
-            break;
-        case VGG_INPUT:
-            break;
-        }
-        float *t = gy;
-        gy = gx;
-        gx = t;
-    }
-    /* node 0 = x * scale + shift */
-    size_t hw = (size_t)v->h * v->w;
-    for (int i = 0; i < n; i++)
+        /* node 0 = x * scale + shift */
+        size_t hw = (size_t)v->h * v->w;
         for (int c = 0; c < 3; c++) {
-            const float *g = gy + ((size_t)i * 3 + c) * hw;
-            float *d = dx + ((size_t)i * 3 + c) * hw;
+            const float *g = gy + (size_t)c * hw;
+            float *d = dx + ((size_t)b * 3 + c) * hw;
             float sc = v->in_scale[c];
             for (size_t j = 0; j < hw; j++)
                 d[j] += g[j] * sc;
         }
+    }
     return GE_OK;
 }

@@ -106,6 +106,9 @@ void ge_maxpool2_out_size(int h, int w, int ceil_mode, int *oh, int *ow);
 void ge_maxpool2_forward(float *y, const float *x, int n, int c, int h, int w, int ceil_mode);
 void ge_maxpool2_backward(float *dx, const float *dy, const float *x, int n, int c, int h, int w,
                           int ceil_mode);
+/* 1: the scalar reference loops only (no AVX-512 windows), for tests; returns
+ * the previous setting. */
+int ge_maxpool2_scalar(int on);
 
 /* ---- average pool 2x2, stride 2 (for pooling masks down to VGG sizes) --------
  * y (n, c, oh, ow) from x (n, c, h, w), oh/ow as ge_maxpool2_out_size. A
