@@ -1,8 +1,8 @@
 /* defaults.c - where the program finds its shipped generator when --model is
  * not given: $GANEDIT_MODEL, then the models/ folder next to the build
  * (build/ganedit -> models/), then an installed share/ganedit/models, then
- * ./models. The shipped default is the DCGAN ganedit trained itself on the
- * Grumpy Cat faces (docs/training.md). */
+ * ./models. The shipped default is the 64x64 StyleGAN2 ganedit trained itself
+ * on the Grumpy Cat faces (docs/training.md). */
 #include "cli.h"
 
 #include <libgen.h>
@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define DEFAULT_MODEL "dcgan-vanilla-grumpy64.safetensors"
+#define DEFAULT_MODEL "stylegan2-grumpy64.safetensors"
 
 const char *cli_default_model(char *buf, size_t cap) {
     const char *env = getenv("GANEDIT_MODEL");

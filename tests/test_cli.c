@@ -108,5 +108,5 @@ TEST(cli_sample_shipped_default_model) {
     const char *dir = tmpdir_new();
     snprintf(args, sizeof args, "sample --n 2 --out %s/d.png", dir);
     CHECK(ganedit_run(args, err, sizeof err) == 0, "sample without --model failed: %s", err);
-    CHECK(strstr(err, "dcgan-vanilla") != NULL, "expected the shipped dcgan-vanilla: %s", err);
+    CHECK(strstr(err, "stylegan2") != NULL, "expected the shipped StyleGAN2: %s", err);
 }
