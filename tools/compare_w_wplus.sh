@@ -32,7 +32,7 @@ for sp in w w+; do
 done
 
 # manifest.csv: image,folder,status,loss,pixel,perceptual,style,reg,psnr_db,...
-psnr() { awk -F, 'NR > 1 && $3 == "ok" { print $2, $9 }' "$OUT/$1/manifest.csv" | sort; }
+psnr() { awk -F, 'NR > 1 && $3 ~ /ok/ { gsub(/"/, "", $2); print $2, $9 }' "$OUT/$1/manifest.csv" | sort; }
 join <(psnr w) <(psnr w+) | awk '
     { n++; dw += $2; dp += $3; if ($3 > $2) better++; d = $3 - $2; sd += d; sdd += d * d
       printf "%-28s w %6.2f dB   w+ %6.2f dB   %+5.2f\n", $1, $2, $3, d }
