@@ -109,7 +109,8 @@ int cmd_serve(int argc, char **argv) {
     int max_upload = (int)lim.max_upload, store_mb = (int)(lim.store_bytes >> 20);
     const cli_opt opts[] = {
         {"model", OPT_STR, &model, "MODEL",
-         "generator weights (default: $GANEDIT_MODEL, then "
+         "generator weights (default: $GANEDIT_MODEL, then the shipped "
+         "models/stylegan2-grumpy64.safetensors, then "
          "../shared/weights/dcgan_grumpy_deluxe.safetensors)"},
         {"vgg", OPT_STR, &vgg, "VGG",
          "VGG-19 weights for projection (default: as `project` finds them)"},
