@@ -16,4 +16,12 @@ double palette_error(const char *genpath);
  * 16x16, z 8, seed 42, no grids or intermediate checkpoints. */
 void tiny_params(ge_train_params *p, const char *data, const char *out, int steps);
 
+typedef void (*train_setup_fn)(ge_train_params *p, const char *data, const char *out, int steps);
+/* Trains 6 steps in one go into folder a, and 3 steps, then a resume for 3
+ * more, into b (tweak changes settings before the resume, which the
+ * checkpoint must override). 1: the same losses bit for bit and the right
+ * step counts; 0: not; -1: a run failed (ge_errmsg says why). */
+int resume_same_losses(train_setup_fn setup, void (*tweak)(ge_train_params *), const char *data,
+                       const char *a, const char *b);
+
 #endif
