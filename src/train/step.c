@@ -106,8 +106,7 @@ static ge_gen_call gen_call(trainer *T) {
 }
 
 /* Logit gradients of the D loss: reals (sign -1) or fakes (+1), added to terms. */
-static void d_loss(trainer *T, const float *logits, float *dlogits, int n, int real,
-                   double *terms) {
+static void d_loss(const float *logits, float *dlogits, int n, int real, double *terms) {
     for (int i = 0; i < n; i++) {
         double l = logits[i];
         if (real) {
@@ -120,7 +119,6 @@ static void d_loss(trainer *T, const float *logits, float *dlogits, int n, int r
             dlogits[i] = sigmoidf_(l) / n;
         }
     }
-    (void)T;
 }
 
 /* mapping.w_avg <- lerp(mean w of z, w_avg, 0.995), as the mapping network
@@ -182,8 +180,8 @@ static ge_status d_step_dcgan(trainer *T, double *terms) {
         ge_diffaug_forward(&T->aug_d, T->x);
     }
     if ((s = ge_disc_forward(T->D, T->logits, T->x, 2 * B))) return s;
-    d_loss(T, T->logits, T->dlogits, B, 1, terms);
-    d_loss(T, T->logits + B, T->dlogits + B, B, 0, terms);
+    d_loss(T->logits, T->dlogits, B, 1, terms);
+    d_loss(T->logits + B, T->dlogits + B, B, 0, terms);
     memset(T->dg, 0, T->nd * sizeof(float));
     return ge_disc_backward(T->D, NULL, T->dgrad, T->dlogits);
 }
@@ -208,7 +206,7 @@ static ge_status d_step_sg2(trainer *T, double *terms) {
     memset(T->dg, 0, T->nd * sizeof(float));
     for (int real = 0; real < 2; real++) {
         if ((s = ge_disc_forward(T->D, T->logits, real ? T->x : fake, B))) return s;
-        d_loss(T, T->logits, T->dlogits, B, real, terms);
+        d_loss(T->logits, T->dlogits, B, real, terms);
         if ((s = ge_disc_backward(T->D, NULL, T->dgrad, T->dlogits))) return s;
     }
     if (T->p.r1_every > 0 && T->r1_gamma > 0 && (T->step + 1) % T->p.r1_every == 0)
