@@ -121,6 +121,23 @@ static void torch_default_init(ge_tensor *w, ge_tensor *b, ge_rng *rng) {
     if (b) ge_rng_fill_uniform(rng, b->data, b->numel, -bound, bound);
 }
 
+/* A flat set of n tensors, each 4-d weight (and the 1-d bias right after
+ * it, if any) initialised with torch_default_init, in order. */
+static ge_status flat_torch_init(ge_tensors **out, int n, const char *const *np, const int *nd,
+                                 int64_t (*sh)[4], ge_rng *rng) {
+    ge_status s = ge_flat_new(out, n, np, nd, (const int64_t(*)[4])sh);
+    if (s != GE_OK) return s;
+    for (int i = 0; i < n; i++) {
+        ge_tensor *w = (ge_tensor *)ge_tensors_at(*out, i);
+        if (w->ndim != 4) continue;
+        ge_tensor *b = (i + 1 < n && ge_tensors_at(*out, i + 1)->ndim == 1)
+                           ? (ge_tensor *)ge_tensors_at(*out, i + 1)
+                           : NULL;
+        torch_default_init(w, b, rng);
+    }
+    return GE_OK;
+}
+
 static int ilog2_exact(int r) {
     int l = 0;
     while ((1 << l) < r) l++;
@@ -163,17 +180,7 @@ ge_status ge_train_dcgan_g_init(ge_tensors **out, int deluxe, int z_dim, int con
         }
         c_prev = c;
     }
-    ge_status s = ge_flat_new(out, n, np, nd, (const int64_t(*)[4])sh);
-    if (s != GE_OK) return s;
-    for (int i = 0; i < n; i++) {
-        ge_tensor *w = (ge_tensor *)ge_tensors_at(*out, i);
-        if (w->ndim != 4) continue;
-        ge_tensor *b = (i + 1 < n && ge_tensors_at(*out, i + 1)->ndim == 1)
-                           ? (ge_tensor *)ge_tensors_at(*out, i + 1)
-                           : NULL;
-        torch_default_init(w, b, rng);
-    }
-    return GE_OK;
+    return flat_torch_init(out, n, np, nd, sh, rng);
 }
 
 ge_status ge_train_dcgan_d_init(ge_tensors **out, int conv_dim, int res, ge_rng *rng) {
@@ -202,17 +209,7 @@ ge_status ge_train_dcgan_d_init(ge_tensors **out, int conv_dim, int res, ge_rng 
     nd[n] = 1;
     np[n] = names[n];
     n++;
-    ge_status s = ge_flat_new(out, n, np, nd, (const int64_t(*)[4])sh);
-    if (s != GE_OK) return s;
-    for (int i = 0; i < n; i++) {
-        ge_tensor *w = (ge_tensor *)ge_tensors_at(*out, i);
-        if (w->ndim != 4) continue;
-        ge_tensor *b = (i + 1 < n && ge_tensors_at(*out, i + 1)->ndim == 1)
-                           ? (ge_tensor *)ge_tensors_at(*out, i + 1)
-                           : NULL;
-        torch_default_init(w, b, rng);
-    }
-    return GE_OK;
+    return flat_torch_init(out, n, np, nd, sh, rng);
 }
 
 ge_status ge_train_generator_new(ge_generator **out, ge_tensors *w, const char *what) {
