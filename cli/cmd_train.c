@@ -128,6 +128,9 @@ int cmd_train(int argc, char **argv) {
         {"fd-n", OPT_INT, &p.fd_n, "N", "generated images per FD-VGG (default 1000)"},
         {"vgg", OPT_STR, &p.vgg, "FILE", "VGG-19 weights for FD-VGG (default: found as usual)"},
         {"resume", OPT_STR, &p.resume, "CKPT", "continue from a checkpoint (its settings win)"},
+        {"init-from", OPT_STR, &p.init_from, "CKPT",
+         "new run starting from CKPT's G, G_ema and D where tensor names match, e.g. a 64x64 "
+         "StyleGAN2 grown to 128x128 (new blocks initialised as usual; fresh Adam and counters)"},
         {"max-images", OPT_INT, &p.max_images, "N", "use at most N images of the folder"},
         {"log-every", OPT_FLOAT, &pc.log_every, "SEC", "seconds between progress lines (default 10)"},
         {"fd-of", OPT_STR, &fd_of, "MODEL",
@@ -147,6 +150,8 @@ int cmd_train(int argc, char **argv) {
     if (!(kimg > 0) || kimg > 1e6) return cli_usage_error("train", "--kimg must be in (0, 1e6]");
     if (p.batch < 1 || p.batch > 1024) return cli_usage_error("train", "--batch must be 1..1024");
     if (lr > 0) p.lr_g = p.lr_d = lr;
+    if (p.resume && p.init_from)
+        return cli_usage_error("train", "--resume and --init-from exclude each other");
     if (p.fd_n < 2 || p.fd_n > 100000) return cli_usage_error("train", "--fd-n must be 2..100000");
     if (p.sample_every < 0 || p.ckpt_every < 0 || p.fd_every < 0)
         return cli_usage_error("train", "intervals must be >= 0");
@@ -164,6 +169,9 @@ int cmd_train(int argc, char **argv) {
         ge_train_result_free(&res);
         return cli_fail("train", s);
     }
+    if (p.init_from)
+        fprintf(stderr, "ganedit train: started from %s: %d tensors taken over, %d new\n",
+                p.init_from, res.init_copied, res.init_fresh);
     char el[32];
     fmt_duration(el, sizeof el, res.seconds);
     fprintf(stderr, "ganedit train: %s after %ld steps this run (%.3f kimg in all), %s; wrote %s/\n",

@@ -3,8 +3,8 @@
  * step.c) against a finite difference of the penalty itself, with and
  * without DiffAugment, a tiny run that learns the toy set, and a resumed run
  * that reproduces an uninterrupted one bit for bit (random noise, w_avg and
- * the R1 interval included). The residual discriminator itself is checked
- * in test_sg2_disc.c. */
+ * the R1 interval included), and init_from growing a 16x16 run to 32x32.
+ * The residual discriminator itself is checked in test_sg2_disc.c. */
 #include "ganedit.h"
 #include "harness.h"
 #include "train/train.h"
@@ -217,6 +217,134 @@ TEST(train_sg2_bad_batch) {
     ge_status s = ge_train_run(&p, &r);
     ge_train_result_free(&r);
     CHECK(s == GE_ERR_ARG && strstr(ge_errmsg(), "divisible by 4"), "got %d: %s", s, ge_errmsg());
+}
+
+/* init_from: a 16x16 run grown to 32x32. Every tensor of the new G, G_ema
+ * and D that the 16x16 checkpoint has (same name) is taken over bit for bit;
+ * the others are the fresh initialisation of the same seed. */
+static ge_tensors *load_ckpt(const char *dir) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
+    ge_tensors *t = NULL;
+    return ge_tensors_load(&t, path) == GE_OK ? t : NULL;
+}
+
+/* 1 if every tensor of `grown` equals the one of the same name in `small`
+ * if that has it, else the one in `fresh`; *taken counts the former among
+ * the G., G_ema. and D. weights. */
+static int grown_as_expected(const ge_tensors *grown, const ge_tensors *small,
+                             const ge_tensors *fresh, int *taken) {
+    *taken = 0;
+    for (int i = 0; i < ge_tensors_count(grown); i++) {
+        const ge_tensor *t = ge_tensors_at(grown, i);
+        if (strncmp(t->name, "G.", 2) && strncmp(t->name, "G_ema.", 6) && strncmp(t->name, "D.", 2))
+            continue; /* Adam moments start at 0 in all three */
+        const ge_tensor *s = ge_tensors_find(small, t->name), *f = ge_tensors_find(fresh, t->name);
+        const ge_tensor *want = s ? s : f;
+        if (!want || want->numel != t->numel ||
+            memcmp(want->data, t->data, t->numel * sizeof(float))) {
+            fprintf(stderr, "  %s: not the %s tensor\n", t->name, s ? "16x16" : "fresh");
+            return 0;
+        }
+        *taken += s && strncmp(t->name, "G_ema.", 6);
+    }
+    return 1;
+}
+
+TEST(train_sg2_init_from_grows) {
+    const char *data = toy_folder(6);
+    CHECK(data, "toy folder");
+    const char *small = tmpdir_new(), *grown = tmpdir_new(), *fresh = tmpdir_new();
+    char ck[4200];
+    snprintf(ck, sizeof ck, "%s/checkpoint.safetensors", small);
+    ge_train_params p;
+    ge_train_result r;
+    sg2_params(&p, data, small, 3);
+    CHECK(ge_train_run(&p, &r) == GE_OK, "%s", ge_errmsg());
+    ge_train_result_free(&r);
+    /* the same 32x32 run with and without init_from, 0 steps: the start */
+    sg2_params(&p, data, fresh, 0);
+    p.resolution = 32;
+    CHECK(ge_train_run(&p, &r) == GE_OK, "%s", ge_errmsg());
+    ge_train_result_free(&r);
+    p.out = grown;
+    p.init_from = ck;
+    CHECK(ge_train_run(&p, &r) == GE_OK, "%s", ge_errmsg());
+    int copied = r.init_copied, fresh_n = r.init_fresh;
+    ge_train_result_free(&r);
+    ge_tensors *ts = load_ckpt(small), *tg = load_ckpt(grown), *tf = load_ckpt(fresh);
+    int taken = -1, ok = ts && tg && tf && grown_as_expected(tg, ts, tf, &taken);
+    /* G: b32 is new; D: b32 (with fromrgb) is new, b16 loses its fromrgb */
+    int new_g = 0, new_d = 0;
+    for (int i = 0; tg && i < ge_tensors_count(tg); i++) {
+        const char *n = ge_tensors_at(tg, i)->name;
+        new_g += !strncmp(n, "G.synthesis.b32.", 16);
+        new_d += !strncmp(n, "D.b32.", 6);
+    }
+    const char *meta = tg ? ge_tensors_metadata(tg) : NULL;
+    int meta_ok = meta && strstr(meta, "\"init_from\"") && strstr(meta, "16x16, 0.012 kimg") &&
+                  strstr(meta, "\"ema_rampup\":\"0\"") && strstr(meta, "\"images\":\"0\"");
+    ge_tensors_free(ts);
+    ge_tensors_free(tg);
+    ge_tensors_free(tf);
+    CHECK(ok, "grown tensors must be the 16x16 run's where it has them, else the fresh ones");
+    CHECK(copied == taken && fresh_n == new_g + new_d && new_g > 0 && new_d > 0 && copied > 0,
+          "counts: taken over %d (checked %d), new %d (G %d + D %d)", copied, taken, fresh_n, new_g,
+          new_d);
+    CHECK(meta_ok, "metadata: %s", meta ? meta : "(none)");
+    /* and the grown run trains, and resumes with its origin kept */
+    sg2_params(&p, data, grown, 2);
+    p.resolution = 32;
+    snprintf(ck, sizeof ck, "%s/checkpoint.safetensors", grown);
+    p.resume = ck;
+    CHECK(ge_train_run(&p, &r) == GE_OK, "%s", ge_errmsg());
+    int steps = (int)r.steps_done;
+    ge_train_result_free(&r);
+    tg = load_ckpt(grown);
+    meta = tg ? ge_tensors_metadata(tg) : NULL;
+    meta_ok = meta && strstr(meta, "16x16, 0.012 kimg") && strstr(meta, "\"step\":\"2\"");
+    ge_tensors_free(tg);
+    CHECK(steps == 2 && meta_ok, "resumed grown run: %d steps, metadata %s", steps,
+          meta_ok ? "kept" : "lost its origin");
+}
+
+TEST(train_sg2_init_from_errors) {
+    const char *data = toy_folder(4);
+    CHECK(data, "toy folder");
+    const char *small = tmpdir_new(), *dc = tmpdir_new();
+    char ck[4200], dck[4200], gen[4200];
+    snprintf(ck, sizeof ck, "%s/checkpoint.safetensors", small);
+    snprintf(gen, sizeof gen, "%s/generator.safetensors", small);
+    snprintf(dck, sizeof dck, "%s/checkpoint.safetensors", dc);
+    ge_train_params p;
+    ge_train_result r;
+    sg2_params(&p, data, small, 1);
+    CHECK(ge_train_run(&p, &r) == GE_OK, "%s", ge_errmsg());
+    ge_train_result_free(&r);
+    tiny_params(&p, data, dc, 1); /* a DCGAN */
+    CHECK(ge_train_run(&p, &r) == GE_OK, "%s", ge_errmsg());
+    ge_train_result_free(&r);
+    struct {
+        const char *from, *resume, *arch, *want;
+        int w_dim;
+    } cases[] = {
+        {ck, ck, "stylegan2", "exclude each other", 16},
+        {dck, NULL, "stylegan2", "holds a dcgan-vanilla", 16},
+        {gen, NULL, "stylegan2", "not a ganedit training checkpoint", 16},
+        {ck, NULL, "stylegan2", "has shape", 32}, /* wider w: shapes differ */
+        {"/nonexistent/ck.safetensors", NULL, "stylegan2", "nonexistent", 16},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        sg2_params(&p, data, tmpdir_new(), 1);
+        p.init_from = cases[i].from;
+        p.resume = cases[i].resume;
+        p.arch = cases[i].arch;
+        p.w_dim = cases[i].w_dim;
+        ge_status s = ge_train_run(&p, &r);
+        ge_train_result_free(&r);
+        CHECK(s != GE_OK && strstr(ge_errmsg(), cases[i].want), "case %zu: status %d, '%s'", i, s,
+              ge_errmsg());
+    }
 }
 
 /* ---- the shipped StyleGAN2 models ------------------------------------------- */

@@ -180,6 +180,7 @@ static void meta_settings(json_object *m, const trainer *T) {
     const char *slash = strrchr(T->p.data, '/');
     meta_str(m, "dataset", "%s", slash && slash[1] ? slash + 1 : T->p.data);
     meta_str(m, "dataset_images", "%d", T->data.n);
+    if (T->init_from[0]) meta_str(m, "init_from", "%s", T->init_from);
 }
 
 static ge_status save_checkpoint(trainer *T) {
@@ -271,6 +272,8 @@ static ge_status read_settings(trainer *T, json_object *m, const char *path) {
     else
         T->seconds_unknown = 1;
     T->opt_d.t = atoi(meta_get(m, "opt_D.t"));
+    if (meta_get(m, "init_from"))
+        snprintf(T->init_from, sizeof T->init_from, "%s", meta_get(m, "init_from"));
     if (!strcmp(T->arch, "stylegan2")) {
         static const char *sk[] = {"w_dim", "map_layers", "channel_base", "channel_max",
                                    "r1_gamma", "r1_every", "r1_last"};
@@ -290,20 +293,41 @@ static ge_status read_settings(trainer *T, json_object *m, const char *path) {
     return GE_OK;
 }
 
-/* Copies tensors prefix+name of ck into the flat block dst laid out as `like`. */
-static ge_status restore(float *dst, const ge_tensors *like, const ge_tensors *ck,
-                         const char *prefix, const char *path) {
+/* Copies tensors prefix+name of ck into the flat block dst laid out as `like`:
+ * every one (required), or (not required) those ck has, the others counted
+ * in *fresh and left as they are. A tensor of another shape is an error
+ * (incompatible widths). */
+static ge_status copy_set(float *dst, const ge_tensors *like, const ge_tensors *ck,
+                          const char *prefix, const char *path, int required, int *copied,
+                          int *fresh) {
     size_t total;
     const float *base = ge_flat_data(like, &total);
     char name[256];
     for (int i = 0; i < ge_tensors_count(like); i++) {
         const ge_tensor *t = ge_tensors_at(like, i);
         snprintf(name, sizeof name, "%s%s", prefix, t->name);
+        if (!required && !ge_tensors_find(ck, name)) {
+            if (fresh) ++*fresh;
+            continue;
+        }
         const ge_tensor *s;
         ge_status st = ge_expect_tensor(&s, ck, path, name, t->ndim, t->shape);
         if (st != GE_OK) return st;
         memcpy(dst + (t->data - base), s->data, t->numel * sizeof(float));
+        if (copied) ++*copied;
     }
+    return GE_OK;
+}
+
+/* Loads a training checkpoint and parses its metadata. */
+static ge_status load_checkpoint(ge_tensors **ck, json_object **meta, const char *path) {
+    ge_status s = ge_tensors_load(ck, path);
+    if (s != GE_OK) return s;
+    const char *mt = ge_tensors_metadata(*ck);
+    *meta = mt ? json_tokener_parse(mt) : NULL;
+    const char *fmt = *meta ? meta_get(*meta, "format") : NULL;
+    if (!fmt || strcmp(fmt, CKPT_FORMAT))
+        return ge_fail(GE_ERR_FORMAT, "%s: not a ganedit training checkpoint", path);
     return GE_OK;
 }
 
@@ -361,16 +385,29 @@ static ge_status setup(trainer *T, const ge_train_params *in) {
     json_object *meta = NULL;
     snprintf(T->arch, sizeof T->arch, "%s", in->arch ? in->arch : "dcgan-vanilla");
     snprintf(T->augment, sizeof T->augment, "%s", in->augment ? in->augment : "");
+    if (in->resume && in->init_from)
+        return ge_fail(GE_ERR_ARG, "resume and init_from exclude each other (a resumed run "
+                                   "keeps the weights its checkpoint has)");
     if (in->resume) {
-        if ((s = ge_tensors_load(&ck, in->resume)) != GE_OK) return s;
-        const char *mt = ge_tensors_metadata(ck);
-        meta = mt ? json_tokener_parse(mt) : NULL;
-        const char *fmt = meta ? meta_get(meta, "format") : NULL;
-        if (!fmt || strcmp(fmt, CKPT_FORMAT)) {
-            s = ge_fail(GE_ERR_FORMAT, "%s: not a ganedit training checkpoint", in->resume);
+        if ((s = load_checkpoint(&ck, &meta, in->resume)) != GE_OK) goto done;
+        if ((s = read_settings(T, meta, in->resume)) != GE_OK) goto done;
+    } else if (in->init_from) {
+        if ((s = load_checkpoint(&ck, &meta, in->init_from)) != GE_OK) goto done;
+        const char *a = meta_get(meta, "arch"), *r = meta_get(meta, "resolution");
+        const char *im = meta_get(meta, "images"), *slash = strrchr(in->init_from, '/');
+        if (!a || !r || !im) {
+            s = ge_fail(GE_ERR_FORMAT, "%s: checkpoint metadata lacks arch/resolution/images",
+                        in->init_from);
             goto done;
         }
-        if ((s = read_settings(T, meta, in->resume)) != GE_OK) goto done;
+        if (strcmp(a, T->arch)) {
+            s = ge_fail(GE_ERR_ARG, "%s holds a %s, not a %s: --init-from needs the same --arch",
+                        in->init_from, a, T->arch);
+            goto done;
+        }
+        snprintf(T->init_from, sizeof T->init_from, "%s (%s, %sx%s, %.3f kimg)",
+                 slash ? slash + 1 : in->init_from, a, r, r, atoll(im) / 1000.0);
+        T->p.ema_rampup = 0; /* G_ema starts from a trained one, not from noise */
     }
     if (strcmp(T->arch, "dcgan-vanilla") && strcmp(T->arch, "dcgan-deluxe") &&
         strcmp(T->arch, "stylegan2")) {
@@ -458,15 +495,30 @@ static ge_status setup(trainer *T, const ge_train_params *in) {
     if ((s = ge_adam_init(&T->opt_g, T->ng, &ap))) goto done;
     ap.lr = T->p.lr_d;
     if ((s = ge_adam_init(&T->opt_d, T->nd, &ap))) goto done;
+    if (in->init_from) {
+        const char *ip = in->init_from;
+        int dc = 0, df = 0;
+        if ((s = copy_set(T->g, gw, ck, "G.", ip, 0, &T->init_copied, &T->init_fresh)) ||
+            (s = copy_set(T->gema, gw, ck, "G_ema.", ip, 0, NULL, NULL)) ||
+            (s = copy_set(T->d, dw, ck, "D.", ip, 0, &dc, &df)))
+            goto done;
+        if (!T->init_copied) {
+            s = ge_fail(GE_ERR_ARG, "%s: no generator tensor has the name of one of this "
+                                    "run's (not a StyleGAN2 / DCGAN of this kind?)", ip);
+            goto done;
+        }
+        T->init_copied += dc, T->init_fresh += df;
+    }
     if (in->resume) {
         T->opt_g.t = tg, T->opt_d.t = td;
         const char *rp = in->resume;
-        if ((s = restore(T->g, gw, ck, "G.", rp)) || (s = restore(T->gema, gw, ck, "G_ema.", rp)) ||
-            (s = restore(T->d, dw, ck, "D.", rp)) ||
-            (s = restore(T->opt_g.m, gw, ck, "opt_G.m.", rp)) ||
-            (s = restore(T->opt_g.v, gw, ck, "opt_G.v.", rp)) ||
-            (s = restore(T->opt_d.m, dw, ck, "opt_D.m.", rp)) ||
-            (s = restore(T->opt_d.v, dw, ck, "opt_D.v.", rp)))
+        if ((s = copy_set(T->g, gw, ck, "G.", rp, 1, NULL, NULL)) ||
+            (s = copy_set(T->gema, gw, ck, "G_ema.", rp, 1, NULL, NULL)) ||
+            (s = copy_set(T->d, dw, ck, "D.", rp, 1, NULL, NULL)) ||
+            (s = copy_set(T->opt_g.m, gw, ck, "opt_G.m.", rp, 1, NULL, NULL)) ||
+            (s = copy_set(T->opt_g.v, gw, ck, "opt_G.v.", rp, 1, NULL, NULL)) ||
+            (s = copy_set(T->opt_d.m, dw, ck, "opt_D.m.", rp, 1, NULL, NULL)) ||
+            (s = copy_set(T->opt_d.v, dw, ck, "opt_D.v.", rp, 1, NULL, NULL)))
             goto done;
     }
     const ge_gen_info *gi = ge_generator_info(T->G);
@@ -717,6 +769,7 @@ ge_status ge_train_run(const ge_train_params *p, ge_train_result *r) {
     long long target = (long long)llround(p->kimg * 1000.0);
     long steps_left = target > T->images ? (long)((target - T->images + T->B - 1) / T->B) : 0;
     r->first_step = T->step;
+    r->init_copied = T->init_copied, r->init_fresh = T->init_fresh;
     r->history = ge_calloc((size_t)(steps_left ? steps_left : 1), GE_TT_N * sizeof(double));
     if (!r->history) {
         s = GE_ERR_NOMEM;

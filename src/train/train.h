@@ -151,6 +151,12 @@ typedef struct {
     const char *data;    /* image folder */
     const char *out;     /* output folder (created) */
     const char *resume;  /* checkpoint to continue, or NULL: its settings win */
+    /* A checkpoint that a new run (not a resumed one) starts from: G, G_ema
+     * and D take its tensors wherever one has the same name (it must then
+     * have the same shape), the others are initialised as usual; Adam, the
+     * counters and the RNG start fresh, and G_ema's ramp-up is off (its
+     * start is trained). Grows a 64x64 model to 128x128. */
+    const char *init_from;
     int resolution;      /* default 64 */
     int batch;           /* default 16 */
     int z_dim, conv_dim; /* z: 100 / 64; conv_dim: the DCGANs' base width, 32 */
@@ -188,6 +194,7 @@ typedef struct {
     int stopped;                 /* by stop or progress */
     double seconds;
     double last_fd;              /* < 0 if never computed */
+    int init_copied, init_fresh; /* init_from: tensors of G and D taken over / initialised */
 } ge_train_result;
 
 void ge_train_params_init(ge_train_params *p);

@@ -11,6 +11,8 @@
 typedef struct {
     ge_train_params p;     /* effective settings (a resumed checkpoint's win) */
     char arch[32], augment[64];
+    char init_from[512];   /* init_from as "FILE (arch, RxR, K kimg)"; resumes keep it */
+    int init_copied, init_fresh;
     int deluxe, sg2, policy, R, B;
     size_t per;            /* floats per image */
     ge_dataset data;
