@@ -448,7 +448,7 @@ void tiny_params(ge_train_params *p, const char *data, const char *out, int step
     p->batch = 4;
     p->z_dim = 8;
     p->conv_dim = 4;
-    p->kimg = steps * 4 / 1000.0;
+    p->kimg = steps * p->batch / 1000.0;
     p->seed = 42;
     p->sample_every = 0;
     p->ckpt_every = 0;
@@ -483,25 +483,43 @@ double palette_error(const char *genpath) {
     return err;
 }
 
+ge_status train_only(const ge_train_params *p) {
+    ge_train_result r;
+    ge_status s = ge_train_run(p, &r);
+    ge_train_result_free(&r);
+    return s;
+}
+
+ge_status learn_run(ge_train_params *p, int steps, ge_train_result *r, double *e0, double *e1) {
+    char gp0[4200], gp[4200];
+    memset(r, 0, sizeof *r);
+    p->out = tmpdir_new();
+    p->kimg = p->batch / 1000.0; /* one step: the starting point */
+    snprintf(gp0, sizeof gp0, "%s/generator.safetensors", p->out);
+    ge_status s = train_only(p);
+    if (s != GE_OK) return s;
+    p->out = tmpdir_new();
+    p->kimg = steps * p->batch / 1000.0;
+    snprintf(gp, sizeof gp, "%s/generator.safetensors", p->out);
+    if ((s = ge_train_run(p, r)) != GE_OK) return s;
+    *e0 = palette_error(gp0);
+    *e1 = palette_error(gp);
+    return GE_OK;
+}
+
 TEST(train_tiny_run_learns) {
     const char *data = toy_folder(12);
     CHECK(data, "toy folder");
-    const char *out0 = tmpdir_new(), *out = tmpdir_new();
-    char gp0[4200], gp[4200];
-    snprintf(gp0, sizeof gp0, "%s/generator.safetensors", out0);
-    snprintf(gp, sizeof gp, "%s/generator.safetensors", out);
     ge_train_params p;
-    ge_train_result r0, r;
-    tiny_params(&p, data, out0, 1); /* one step: the starting point */
+    ge_train_result r;
+    tiny_params(&p, data, NULL, 1);
     p.augment = "none";
     p.lr_g = p.lr_d = 0.002f;
     p.ema_kimg = 0.02f;
     p.conv_dim = 8;
-    CHECK(ge_train_run(&p, &r0) == GE_OK, "%s", ge_errmsg());
-    ge_train_result_free(&r0);
-    p.out = out;
-    p.kimg = 300 * 4 / 1000.0;
-    ge_status s = ge_train_run(&p, &r);
+    double e0 = NAN, e1 = NAN;
+    ge_status s = learn_run(&p, 300, &r, &e0, &e1);
+    if (s != GE_OK) ge_train_result_free(&r);
     CHECK(s == GE_OK, "%s", ge_errmsg());
     int steps = (int)r.steps_done;
     /* the discriminator's loss early vs late; the generator's pixels */
@@ -513,7 +531,6 @@ TEST(train_tiny_run_learns) {
         d_last += (h1[GE_TT_D_REAL] + h1[GE_TT_D_FAKE]) / 20;
     }
     ge_train_result_free(&r);
-    double e0 = palette_error(gp0), e1 = palette_error(gp);
     fprintf(stderr, "  D loss %.3f -> %.3f, palette error %.4f -> %.4f\n", d_first, d_last, e0, e1);
     CHECK(steps == 300, "ran %d steps", steps);
     CHECK(e1 < 0.5 * e0, "G_ema's colours did not approach the toy set's: error %.4f -> %.4f", e0,
@@ -583,23 +600,18 @@ TEST(train_bad_arguments) {
     const char *data = toy_folder(2);
     CHECK(data, "toy folder");
     ge_train_params p;
-    ge_train_result r;
     tiny_params(&p, data, tmpdir_new(), 1);
     p.arch = "stylegan3";
-    CHECK(ge_train_run(&p, &r) == GE_ERR_UNSUPPORTED, "unknown arch");
-    ge_train_result_free(&r);
+    CHECK(train_only(&p) == GE_ERR_UNSUPPORTED, "unknown arch");
     tiny_params(&p, data, tmpdir_new(), 1);
     p.resolution = 24;
-    CHECK(ge_train_run(&p, &r) == GE_ERR_ARG, "resolution not a power of two: %s", ge_errmsg());
-    ge_train_result_free(&r);
+    CHECK(train_only(&p) == GE_ERR_ARG, "resolution not a power of two: %s", ge_errmsg());
     tiny_params(&p, data, tmpdir_new(), 1);
     p.augment = "color,flip";
-    CHECK(ge_train_run(&p, &r) == GE_ERR_ARG, "bad policy");
-    ge_train_result_free(&r);
+    CHECK(train_only(&p) == GE_ERR_ARG, "bad policy");
     tiny_params(&p, data, tmpdir_new(), 1);
     p.resume = shared_path("ref/dcgan_vanilla.safetensors");
-    CHECK(ge_train_run(&p, &r) == GE_ERR_FORMAT, "a generator is not a checkpoint");
-    ge_train_result_free(&r);
+    CHECK(train_only(&p) == GE_ERR_FORMAT, "a generator is not a checkpoint");
 }
 
 /* ---- F16 writing (src/io/safetensors.c, for the shipped generators) ------------- */

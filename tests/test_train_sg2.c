@@ -171,25 +171,17 @@ static void sg2_params(ge_train_params *p, const char *data, const char *out, in
 TEST(train_sg2_tiny_run_learns) {
     const char *data = toy_folder(12);
     CHECK(data, "toy folder");
-    const char *out0 = tmpdir_new(), *out = tmpdir_new();
-    char gp0[4200], gp[4200];
-    snprintf(gp0, sizeof gp0, "%s/generator.safetensors", out0);
-    snprintf(gp, sizeof gp, "%s/generator.safetensors", out);
     ge_train_params p;
-    ge_train_result r0, r;
-    sg2_params(&p, data, out0, 1);
+    ge_train_result r;
+    sg2_params(&p, data, NULL, 1);
     p.augment = "none";
     p.ema_kimg = 0.02f;
-    CHECK(ge_train_run(&p, &r0) == GE_OK, "%s", ge_errmsg());
-    ge_train_result_free(&r0);
-    p.out = out;
-    p.kimg = 200 * 4 / 1000.0;
-    ge_status s = ge_train_run(&p, &r);
-    CHECK(s == GE_OK, "%s", ge_errmsg());
+    double e0 = NAN, e1 = NAN;
+    ge_status s = learn_run(&p, 200, &r, &e0, &e1);
     int steps = (int)r.steps_done, r1_seen = 0;
     for (int i = 0; i < steps; i++) r1_seen += r.history[(size_t)i * GE_TT_N + GE_TT_R1] > 0;
     ge_train_result_free(&r);
-    double e0 = palette_error(gp0), e1 = palette_error(gp);
+    CHECK(s == GE_OK, "%s", ge_errmsg());
     fprintf(stderr, "  palette error %.4f -> %.4f\n", e0, e1);
     CHECK(steps == 200 && r1_seen >= 198, "ran %d steps, R1 recorded on %d", steps, r1_seen);
     CHECK(e1 < 0.5 * e0, "G_ema's colours did not approach the toy set's: error %.4f -> %.4f", e0,
@@ -211,11 +203,9 @@ TEST(train_sg2_bad_batch) {
     const char *data = toy_folder(4);
     CHECK(data, "toy folder");
     ge_train_params p;
-    ge_train_result r;
     sg2_params(&p, data, tmpdir_new(), 2);
     p.batch = 6;
-    ge_status s = ge_train_run(&p, &r);
-    ge_train_result_free(&r);
+    ge_status s = train_only(&p);
     CHECK(s == GE_ERR_ARG && strstr(ge_errmsg(), "divisible by 4"), "got %d: %s", s, ge_errmsg());
 }
 
@@ -260,13 +250,11 @@ TEST(train_sg2_init_from_grows) {
     ge_train_params p;
     ge_train_result r;
     sg2_params(&p, data, small, 3);
-    CHECK(ge_train_run(&p, &r) == GE_OK, "%s", ge_errmsg());
-    ge_train_result_free(&r);
+    CHECK(train_only(&p) == GE_OK, "%s", ge_errmsg());
     /* the same 32x32 run with and without init_from, 0 steps: the start */
     sg2_params(&p, data, fresh, 0);
     p.resolution = 32;
-    CHECK(ge_train_run(&p, &r) == GE_OK, "%s", ge_errmsg());
-    ge_train_result_free(&r);
+    CHECK(train_only(&p) == GE_OK, "%s", ge_errmsg());
     p.out = grown;
     p.init_from = ck;
     CHECK(ge_train_run(&p, &r) == GE_OK, "%s", ge_errmsg());
@@ -317,13 +305,10 @@ TEST(train_sg2_init_from_errors) {
     snprintf(gen, sizeof gen, "%s/generator.safetensors", small);
     snprintf(dck, sizeof dck, "%s/checkpoint.safetensors", dc);
     ge_train_params p;
-    ge_train_result r;
     sg2_params(&p, data, small, 1);
-    CHECK(ge_train_run(&p, &r) == GE_OK, "%s", ge_errmsg());
-    ge_train_result_free(&r);
+    CHECK(train_only(&p) == GE_OK, "%s", ge_errmsg());
     tiny_params(&p, data, dc, 1); /* a DCGAN */
-    CHECK(ge_train_run(&p, &r) == GE_OK, "%s", ge_errmsg());
-    ge_train_result_free(&r);
+    CHECK(train_only(&p) == GE_OK, "%s", ge_errmsg());
     struct {
         const char *from, *resume, *arch, *want;
         int w_dim;
@@ -340,8 +325,7 @@ TEST(train_sg2_init_from_errors) {
         p.resume = cases[i].resume;
         p.arch = cases[i].arch;
         p.w_dim = cases[i].w_dim;
-        ge_status s = ge_train_run(&p, &r);
-        ge_train_result_free(&r);
+        ge_status s = train_only(&p);
         CHECK(s != GE_OK && strstr(ge_errmsg(), cases[i].want), "case %zu: status %d, '%s'", i, s,
               ge_errmsg());
     }

@@ -16,6 +16,14 @@ double palette_error(const char *genpath);
  * 16x16, z 8, seed 42, no grids or intermediate checkpoints. */
 void tiny_params(ge_train_params *p, const char *data, const char *out, int steps);
 
+/* ge_train_run without the result. */
+ge_status train_only(const ge_train_params *p);
+/* Trains p for one step into a new temporary folder (the starting point),
+ * then for `steps` steps into another, whose result r gets (free it, also
+ * on failure); *e0 and *e1 get palette_error of G_ema at the two points.
+ * Changes p->out and p->kimg. */
+ge_status learn_run(ge_train_params *p, int steps, ge_train_result *r, double *e0, double *e1);
+
 typedef void (*train_setup_fn)(ge_train_params *p, const char *data, const char *out, int steps);
 /* Trains 6 steps in one go into folder a, and 3 steps, then a resume for 3
  * more, into b (tweak changes settings before the resume, which the
