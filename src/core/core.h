@@ -43,5 +43,10 @@ ge_tensor *ge_tensors_add(ge_tensors *ts, const char *name, int ndim, const int6
                           float *data);
 /* Registers a malloc'd block to be freed with the set; frees it and fails on OOM. */
 ge_status ge_tensors_own(ge_tensors *ts, void *block);
+/* The data of the tensor named printf(fmt, ...) in ts, or NULL if ts is NULL
+ * or has none (e.g. the gradient sets of the backwards, which hold only the
+ * gradients wanted). */
+float *ge_tensors_data_of(const ge_tensors *ts, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #endif /* GE_CORE_H */

@@ -3,6 +3,7 @@
  * the file or in blocks the set owns, so freeing the set frees everything. */
 #include "core/core.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -88,6 +89,17 @@ const ge_tensor *ge_tensors_find(const ge_tensors *ts, const char *name) {
     for (int i = 0; i < ts->n; i++)
         if (strcmp(ts->t[i].name, name) == 0) return &ts->t[i];
     return NULL;
+}
+
+float *ge_tensors_data_of(const ge_tensors *ts, const char *fmt, ...) {
+    if (!ts) return NULL;
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    const ge_tensor *t = ge_tensors_find(ts, name);
+    return t ? t->data : NULL;
 }
 
 const char *ge_tensors_metadata(const ge_tensors *ts) { return ts ? ts->metadata : NULL; }

@@ -238,8 +238,7 @@ static float *dc_grad(const dcgan *g, const ge_tensors *grads, int l, const char
     if (!grads) return NULL;
     char key[64];
     dc_key(key, sizeof key, g->deluxe, l, what);
-    const ge_tensor *t = ge_tensors_find(grads, key);
-    return t ? t->data : NULL;
+    return ge_tensors_data_of(grads, "%s", key);
 }
 
 /* The backward of the last forward: dlatent (if not NULL) and, with grads,

@@ -142,15 +142,6 @@ ge_status ge_disc_forward(ge_disc *d, float *logits, const float *x, int n) {
     return GE_OK;
 }
 
-/* The gradient tensor named `name` in grads, or NULL (skipped). */
-static float *dd_grad(const ge_tensors *grads, int layer, const char *what) {
-    if (!grads) return NULL;
-    char key[64];
-    snprintf(key, sizeof key, "conv%d.0.%s", layer, what);
-    const ge_tensor *t = ge_tensors_find(grads, key);
-    return t ? t->data : NULL;
-}
-
 ge_status ge_disc_backward(ge_disc *d, float *dx, const ge_tensors *grads, const float *dlogits) {
     if (d->sg2) return ge_sg2_disc_backward(d->sg2, dx, grads, dlogits);
     if (!d->have_forward) return ge_fail(GE_ERR_ARG, "discriminator backward before forward");
@@ -164,8 +155,8 @@ ge_status ge_disc_backward(ge_disc *d, float *dx, const ge_tensors *grads, const
         if (g_in == gx) memset(gx, 0, dd_numel(a, n) * sizeof(float));
         if (b->op == DD_CONV) {
             ge_conv2d_params p = dd_conv_params(a, b, n);
-            float *dw = dd_grad(grads, b->layer, "weight");
-            float *db = b->bias ? dd_grad(grads, b->layer, "bias") : NULL;
+            float *dw = ge_tensors_data_of(grads, "conv%d.0.weight", b->layer);
+            float *db = b->bias ? ge_tensors_data_of(grads, "conv%d.0.bias", b->layer) : NULL;
             ge_conv2d_backward(g_in, dw, db, gy, a->data, b->weight, &p, d->scratch);
         } else if (b->op == DD_NORM) {
             ge_instance_norm_backward(g_in, gy, a->data, n, a->c, (size_t)a->h * a->w, DD_IN_EPS);

@@ -307,20 +307,11 @@ ge_status ge_sg2_disc_forward(ge_sg2_disc *d, float *logits, const float *x, int
 
 /* ---- backward ----------------------------------------------------------------- */
 
-/* The gradient tensor "<prefix>.<what>" in grads, or NULL (skipped). */
-static float *sd_grad(const ge_tensors *grads, int res, const char *what) {
-    if (!grads) return NULL;
-    char key[64];
-    snprintf(key, sizeof key, "b%d.%s", res, what);
-    const ge_tensor *t = ge_tensors_find(grads, key);
-    return t ? t->data : NULL;
-}
-
 /* A conv's backward: dx += ..., and the named weight gradient += gain * dW. */
 static void conv_back(ge_sg2_disc *d, float *dx, const ge_tensors *grads, int res, const char *what,
                       float gain, const float *dy, const float *x, const float *wq,
                       const ge_conv2d_params *p) {
-    float *gw = sd_grad(grads, res, what);
+    float *gw = ge_tensors_data_of(grads, "b%d.%s", res, what);
     size_t wn = (size_t)p->c_out * p->c_in * p->kh * p->kw;
     if (gw) memset(d->dw_tmp, 0, wn * sizeof(float));
     ge_conv2d_backward(dx, gw ? d->dw_tmp : NULL, NULL, dy, x, wq, p, d->scratch);
@@ -352,7 +343,8 @@ static void block_backward(ge_sg2_disc *d, sd_block *B, float *dx, const ge_tens
     zero(B->g_pre1, half_o);
     ge_bias_act_params a1 =
         sd_act(n, B->out, (size_t)h * h, GE_ACT_LRELU, SQRT2 * SQRTH, SD_CLAMP * SQRTH);
-    ge_bias_act_backward(B->g_pre1, sd_grad(grads, r, "conv1.bias"), gy, B->pre1, B->b1, &a1);
+    ge_bias_act_backward(B->g_pre1, ge_tensors_data_of(grads, "b%d.conv1.bias", r), gy, B->pre1,
+                         B->b1, &a1);
     zero(B->g_blur1, blur);
     ge_conv2d_params p1 = blk_conv1(B, n);
     conv_back(d, B->g_blur1, grads, r, "conv1.weight", B->g1, B->g_pre1, B->blur1, B->w1q, &p1);
@@ -362,14 +354,15 @@ static void block_backward(ge_sg2_disc *d, sd_block *B, float *dx, const ge_tens
     /* conv0 */
     zero(B->g_pre0, full);
     ge_bias_act_params a0 = sd_act(n, B->tmp, plane, GE_ACT_LRELU, SQRT2, SD_CLAMP);
-    ge_bias_act_backward(B->g_pre0, sd_grad(grads, r, "conv0.bias"), B->g_a0, B->pre0, B->b0, &a0);
+    ge_bias_act_backward(B->g_pre0, ge_tensors_data_of(grads, "b%d.conv0.bias", r), B->g_a0,
+                         B->pre0, B->b0, &a0);
     ge_conv2d_params p0 = blk_conv0(B, n);
     conv_back(d, B->gx, grads, r, "conv0.weight", B->g0, B->g_pre0, B->x, B->w0q, &p0);
     if (B->has_rgb) {
         zero(B->g_pre_rgb, full);
         ge_bias_act_params ar = sd_act(n, B->tmp, plane, GE_ACT_LRELU, SQRT2, SD_CLAMP);
-        ge_bias_act_backward(B->g_pre_rgb, sd_grad(grads, r, "fromrgb.bias"), B->gx, B->pre_rgb,
-                             B->rgb_b, &ar);
+        ge_bias_act_backward(B->g_pre_rgb, ge_tensors_data_of(grads, "b%d.fromrgb.bias", r), B->gx,
+                             B->pre_rgb, B->rgb_b, &ar);
         ge_conv2d_params pr = blk_conv_rgb(B, n);
         conv_back(d, dx, grads, r, "fromrgb.weight", B->g_rgb, B->g_pre_rgb, B->img, B->rgb_wq,
                   &pr);
@@ -399,19 +392,21 @@ ge_status ge_sg2_disc_backward(ge_sg2_disc *d, float *dx, const ge_tensors *grad
     /* out, fc */
     zero(d->g_afc, N * c4);
     ge_linear_params po = out_params(d, n);
-    ge_linear_backward(d->g_afc, sd_grad(grads, 4, "out.weight"), sd_grad(grads, 4, "out.bias"),
-                       dlogits, d->afc, d->wout, &po);
+    ge_linear_backward(d->g_afc, ge_tensors_data_of(grads, "b4.out.weight"),
+                       ge_tensors_data_of(grads, "b4.out.bias"), dlogits, d->afc, d->wout, &po);
     zero(d->g_prefc, N * c4);
     ge_bias_act_params af = sd_act(n, c4, 1, GE_ACT_LRELU, SQRT2, -1.f);
-    ge_bias_act_backward(d->g_prefc, sd_grad(grads, 4, "fc.bias"), d->g_afc, d->prefc, d->bfc, &af);
+    ge_bias_act_backward(d->g_prefc, ge_tensors_data_of(grads, "b4.fc.bias"), d->g_afc, d->prefc,
+                         d->bfc, &af);
     zero(d->g_ac, N * c4 * 16);
     ge_linear_params pf = fc_params(d, n);
-    ge_linear_backward(d->g_ac, sd_grad(grads, 4, "fc.weight"), NULL, d->g_prefc, d->ac, d->wfc,
-                       &pf);
+    ge_linear_backward(d->g_ac, ge_tensors_data_of(grads, "b4.fc.weight"), NULL, d->g_prefc, d->ac,
+                       d->wfc, &pf);
     /* conv, mbstd */
     zero(d->g_prec, N * c4 * 16);
     ge_bias_act_params ac = sd_act(n, c4, 16, GE_ACT_LRELU, SQRT2, SD_CLAMP);
-    ge_bias_act_backward(d->g_prec, sd_grad(grads, 4, "conv.bias"), d->g_ac, d->prec, d->bc, &ac);
+    ge_bias_act_backward(d->g_prec, ge_tensors_data_of(grads, "b4.conv.bias"), d->g_ac, d->prec,
+                         d->bc, &ac);
     zero(d->g_mb, N * (c4 + 1) * 16);
     ge_conv2d_params pc = epi_conv(d, n);
     conv_back(d, d->g_mb, grads, 4, "conv.weight", d->gc, d->g_prec, d->mb, d->wcq, &pc);

@@ -327,11 +327,7 @@ static ge_linear_params affine_params(const sg_model *g, const sg_layer *L, int 
 /* The gradient tensor "<prefix>.<what>" of the running backward_params, or
  * NULL (plain backward, or a name the caller did not ask for). */
 static float *sg_grad(const sg_model *g, const char *prefix, const char *what) {
-    if (!g->grads) return NULL;
-    char key[96];
-    snprintf(key, sizeof key, "%s.%s", prefix, what);
-    const ge_tensor *t = ge_tensors_find(g->grads, key);
-    return t ? t->data : NULL;
+    return ge_tensors_data_of(g->grads, "%s.%s", prefix, what);
 }
 
 static ge_bias_act_params fc_act(const sg_model *g, int l, int n) {
