@@ -5,57 +5,13 @@
  * the errors for files that are not a DCGAN ganedit can run. */
 #include "ganedit.h"
 #include "harness.h"
+#include "st_write.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---- helpers ---------------------------------------------------------------- */
-
-/* Writes tensors as an F32 safetensors file (the test's own tiny writer, so
- * these tests depend only on the reader). */
-typedef struct {
-    const char *name;
-    int ndim;
-    int64_t shape[4];
-    const float *data;
-} st_entry;
-
-static int st_write(const char *path, const st_entry *e, int n) {
-    char hdr[8192];
-    size_t len = 0, off = 0;
-    len += snprintf(hdr + len, sizeof hdr - len, "{");
-    for (int i = 0; i < n; i++) {
-        size_t numel = 1;
-        for (int d = 0; d < e[i].ndim; d++)
-            numel *= (size_t)e[i].shape[d];
-        len += snprintf(hdr + len, sizeof hdr - len, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[",
-                        i ? "," : "", e[i].name);
-        for (int d = 0; d < e[i].ndim; d++)
-            len += snprintf(hdr + len, sizeof hdr - len, "%s%lld", d ? "," : "",
-                            (long long)e[i].shape[d]);
-        len += snprintf(hdr + len, sizeof hdr - len, "],\"data_offsets\":[%zu,%zu]}", off,
-                        off + numel * 4);
-        off += numel * 4;
-    }
-    len += snprintf(hdr + len, sizeof hdr - len, "}");
-    while (len % 8)
-        hdr[len++] = ' ';
-    FILE *f = fopen(path, "wb");
-    if (!f) return 0;
-    uint64_t hl = len;
-    unsigned char le[8];
-    for (int i = 0; i < 8; i++)
-        le[i] = (unsigned char)(hl >> (8 * i));
-    int ok = fwrite(le, 1, 8, f) == 8 && fwrite(hdr, 1, len, f) == len;
-    for (int i = 0; ok && i < n; i++) {
-        size_t numel = 1;
-        for (int d = 0; d < e[i].ndim; d++)
-            numel *= (size_t)e[i].shape[d];
-        ok = fwrite(e[i].data, 4, numel, f) == numel;
-    }
-    return fclose(f) == 0 && ok;
-}
 
 static const ge_tensor *need(const ge_tensors *t, const char *name) {
     const ge_tensor *x = ge_tensors_find(t, name);
@@ -198,13 +154,13 @@ static int write_tiny(const char *path, int deluxe, uint64_t seed) {
         st_entry e[] = {{"deconv1.0.weight", 4, {5, 6, 4, 4}, w1},
                         {"deconv2.0.weight", 4, {6, 4, 4, 4}, w2},
                         {"deconv3.0.weight", 4, {4, 3, 4, 4}, w3}};
-        return st_write(path, e, 3);
+        return st_write(path, e, 3, NULL);
     }
     st_entry e[] = {{"up_conv1.0.weight", 4, {6, 5, 4, 4}, w1},
                     {"up_conv2.1.weight", 4, {4, 6, 3, 3}, w2},
                     {"up_conv3.1.weight", 4, {3, 4, 3, 3}, w3},
                     {"up_conv3.1.bias", 1, {3}, b3}};
-    return st_write(path, e, 4);
+    return st_write(path, e, 4, NULL);
 }
 
 typedef struct {
@@ -309,7 +265,7 @@ TEST(dcgan_bad_files) {
     snprintf(path, sizeof path, "%s/bad_shape.safetensors", dir);
     st_entry e1[] = {{"deconv1.0.weight", 4, {5, 6, 4, 4}, buf},
                      {"deconv2.0.weight", 4, {5, 3, 4, 4}, buf}};
-    CHECK(st_write(path, e1, 2), "write");
+    CHECK(st_write(path, e1, 2, NULL), "write");
     ge_status s = ge_generator_load(&g, path, NULL);
     CHECK(s == GE_ERR_SHAPE && !g, "wrong shape: got %s: %s", ge_status_name(s), ge_errmsg());
     CHECK(strstr(ge_errmsg(), "deconv2.0.weight") && strstr(ge_errmsg(), path),
@@ -319,7 +275,7 @@ TEST(dcgan_bad_files) {
     snprintf(path, sizeof path, "%s/bad_rgb.safetensors", dir);
     st_entry e2[] = {{"up_conv1.0.weight", 4, {6, 5, 4, 4}, buf},
                      {"up_conv2.1.weight", 4, {4, 6, 3, 3}, buf}};
-    CHECK(st_write(path, e2, 2), "write");
+    CHECK(st_write(path, e2, 2, NULL), "write");
     s = ge_generator_load(&g, path, NULL);
     CHECK(s == GE_ERR_SHAPE && !g, "4-channel output: got %s: %s", ge_status_name(s), ge_errmsg());
     CHECK(strstr(ge_errmsg(), "up_conv2.1.weight"), "message: %s", ge_errmsg());
@@ -329,7 +285,7 @@ TEST(dcgan_bad_files) {
     st_entry e3[] = {{"up_conv1.0.weight", 4, {6, 5, 4, 4}, buf},
                      {"up_conv2.1.weight", 4, {3, 6, 3, 3}, buf},
                      {"up_conv2.1.bias", 1, {4}, buf}};
-    CHECK(st_write(path, e3, 3), "write");
+    CHECK(st_write(path, e3, 3, NULL), "write");
     s = ge_generator_load(&g, path, NULL);
     CHECK(s == GE_ERR_SHAPE && strstr(ge_errmsg(), "up_conv2.1.bias"), "bias: %s: %s",
           ge_status_name(s), ge_errmsg());
@@ -337,7 +293,7 @@ TEST(dcgan_bad_files) {
     /* one layer only */
     snprintf(path, sizeof path, "%s/one_layer.safetensors", dir);
     st_entry e4[] = {{"deconv1.0.weight", 4, {5, 3, 4, 4}, buf}};
-    CHECK(st_write(path, e4, 1), "write");
+    CHECK(st_write(path, e4, 1, NULL), "write");
     s = ge_generator_load(&g, path, NULL);
     CHECK(s == GE_ERR_FORMAT && strstr(ge_errmsg(), "deconv2.0.weight"), "one layer: %s: %s",
           ge_status_name(s), ge_errmsg());
@@ -347,7 +303,7 @@ TEST(dcgan_bad_files) {
     st_entry e5[] = {{"deconv1.0.weight", 4, {5, 6, 4, 4}, buf},
                      {"deconv1.1.weight", 1, {6}, buf},
                      {"deconv2.0.weight", 4, {6, 3, 4, 4}, buf}};
-    CHECK(st_write(path, e5, 3), "write");
+    CHECK(st_write(path, e5, 3, NULL), "write");
     s = ge_generator_load(&g, path, NULL);
     CHECK(s == GE_ERR_UNSUPPORTED && strstr(ge_errmsg(), "deconv1.1.weight"), "bn: %s: %s",
           ge_status_name(s), ge_errmsg());
@@ -355,7 +311,7 @@ TEST(dcgan_bad_files) {
     /* no key ganedit knows */
     snprintf(path, sizeof path, "%s/unknown.safetensors", dir);
     st_entry e6[] = {{"encoder.conv.weight", 4, {5, 6, 4, 4}, buf}};
-    CHECK(st_write(path, e6, 1), "write");
+    CHECK(st_write(path, e6, 1, NULL), "write");
     s = ge_generator_load(&g, path, NULL);
     CHECK(s == GE_ERR_UNSUPPORTED && !g && strstr(ge_errmsg(), path) &&
               strstr(ge_errmsg(), "deconv1.0.weight"),

@@ -9,6 +9,7 @@
  * files that are not a StyleGAN2 ganedit can run. */
 #include "ganedit.h"
 #include "harness.h"
+#include "st_write.h"
 #include "models/models.h"
 
 #include <stdint.h>
@@ -599,33 +600,13 @@ static ge_status tiny_generator(ge_generator **out, const tiny_sd *sd, const ge_
 
 /* Writes the tiny state dict as safetensors with optional metadata JSON. */
 static int tiny_write(const char *path, const tiny_sd *sd, const char *meta) {
-    char hdr[16384];
-    size_t len = 0, off = 0;
-    len += snprintf(hdr + len, sizeof hdr - len, "{");
-    if (meta) len += snprintf(hdr + len, sizeof hdr - len, "\"__metadata__\":%s,", meta);
+    st_entry e[TINY_MAX];
     for (int i = 0; i < sd->n; i++) {
         const tiny_t *t = &sd->t[i];
-        len += snprintf(hdr + len, sizeof hdr - len, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[",
-                        i ? "," : "", t->name);
-        for (int d = 0; d < t->ndim; d++)
-            len += snprintf(hdr + len, sizeof hdr - len, "%s%lld", d ? "," : "",
-                            (long long)t->shape[d]);
-        len += snprintf(hdr + len, sizeof hdr - len, "],\"data_offsets\":[%zu,%zu]}", off,
-                        off + t->numel * 4);
-        off += t->numel * 4;
+        e[i] = (st_entry){t->name, t->ndim, {t->shape[0], t->shape[1], t->shape[2], t->shape[3]},
+                          t->data};
     }
-    len += snprintf(hdr + len, sizeof hdr - len, "}");
-    while (len % 8)
-        hdr[len++] = ' ';
-    FILE *f = fopen(path, "wb");
-    if (!f) return 0;
-    unsigned char le[8];
-    for (int i = 0; i < 8; i++)
-        le[i] = (unsigned char)((uint64_t)len >> (8 * i));
-    int ok = fwrite(le, 1, 8, f) == 8 && fwrite(hdr, 1, len, f) == len;
-    for (int i = 0; ok && i < sd->n; i++)
-        ok = fwrite(sd->t[i].data, 4, sd->t[i].numel, f) == sd->t[i].numel;
-    return fclose(f) == 0 && ok;
+    return st_write(path, e, sd->n, meta);
 }
 
 /* f(latent) = sum(G(latent) * r) in double, for the finite differences. */

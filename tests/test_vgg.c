@@ -7,6 +7,7 @@
  * [-1,1], so x is mapped to 2x-1 and our d_x is half the reference's. */
 #include "ganedit.h"
 #include "harness.h"
+#include "st_write.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,49 +16,6 @@
 #include <unistd.h>
 
 /* ---- helpers ---------------------------------------------------------------- */
-
-typedef struct {
-    const char *name;
-    int ndim;
-    int64_t shape[4];
-    const float *data;
-} st_entry;
-
-/* A tiny F32 safetensors writer of the test's own. */
-static int st_write(const char *path, const st_entry *e, int n) {
-    char hdr[8192];
-    size_t len = 0, off = 0;
-    len += snprintf(hdr + len, sizeof hdr - len, "{");
-    for (int i = 0; i < n; i++) {
-        size_t numel = 1;
-        for (int d = 0; d < e[i].ndim; d++)
-            numel *= (size_t)e[i].shape[d];
-        len += snprintf(hdr + len, sizeof hdr - len, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[",
-                        i ? "," : "", e[i].name);
-        for (int d = 0; d < e[i].ndim; d++)
-            len += snprintf(hdr + len, sizeof hdr - len, "%s%lld", d ? "," : "",
-                            (long long)e[i].shape[d]);
-        len += snprintf(hdr + len, sizeof hdr - len, "],\"data_offsets\":[%zu,%zu]}", off,
-                        off + numel * 4);
-        off += numel * 4;
-    }
-    len += snprintf(hdr + len, sizeof hdr - len, "}");
-    while (len % 8)
-        hdr[len++] = ' ';
-    FILE *f = fopen(path, "wb");
-    if (!f) return 0;
-    unsigned char le[8];
-    for (int i = 0; i < 8; i++)
-        le[i] = (unsigned char)((uint64_t)len >> (8 * i));
-    int ok = fwrite(le, 1, 8, f) == 8 && fwrite(hdr, 1, len, f) == len;
-    for (int i = 0; ok && i < n; i++) {
-        size_t numel = 1;
-        for (int d = 0; d < e[i].ndim; d++)
-            numel *= (size_t)e[i].shape[d];
-        ok = fwrite(e[i].data, 4, numel, f) == numel;
-    }
-    return fclose(f) == 0 && ok;
-}
 
 static const char *const conv_layers[5] = {"conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1"};
 
@@ -313,7 +271,7 @@ TEST(vgg_bad_files) {
     st_entry e1[] = {{"0.weight", 4, {3, 3, 1, 1}, buf},   {"0.bias", 1, {3}, buf},
                      {"2.weight", 4, {64, 3, 3, 3}, buf},  {"2.bias", 1, {64}, buf},
                      {"5.weight", 4, {64, 32, 3, 3}, buf}, {"5.bias", 1, {64}, buf}};
-    CHECK(st_write(path, e1, 6), "write");
+    CHECK(st_write(path, e1, 6, NULL), "write");
     ge_status s = ge_vgg_load(&v, path);
     CHECK(s == GE_ERR_SHAPE && !v, "wrong shape: %s: %s", ge_status_name(s), ge_errmsg());
     CHECK(strstr(ge_errmsg(), "'5.weight'") && strstr(ge_errmsg(), path), "message: %s",
@@ -322,14 +280,14 @@ TEST(vgg_bad_files) {
     snprintf(path, sizeof path, "%s/bias.safetensors", dir);
     st_entry e2[] = {{"features.0.weight", 4, {64, 3, 3, 3}, buf},
                      {"features.0.bias", 1, {32}, buf}};
-    CHECK(st_write(path, e2, 2), "write");
+    CHECK(st_write(path, e2, 2, NULL), "write");
     s = ge_vgg_load(&v, path);
     CHECK(s == GE_ERR_SHAPE && strstr(ge_errmsg(), "features.0.bias"), "bias: %s: %s",
           ge_status_name(s), ge_errmsg());
 
     snprintf(path, sizeof path, "%s/nokeys.safetensors", dir);
     st_entry e3[] = {{"encoder.weight", 4, {64, 3, 3, 3}, buf}};
-    CHECK(st_write(path, e3, 1), "write");
+    CHECK(st_write(path, e3, 1, NULL), "write");
     s = ge_vgg_load(&v, path);
     CHECK(s == GE_ERR_UNSUPPORTED && !v && strstr(ge_errmsg(), path) &&
               strstr(ge_errmsg(), "features.0.weight"),
