@@ -150,6 +150,9 @@ int cmd_train(int argc, char **argv) {
     if (!(kimg > 0) || kimg > 1e6) return cli_usage_error("train", "--kimg must be in (0, 1e6]");
     if (p.batch < 1 || p.batch > 1024) return cli_usage_error("train", "--batch must be 1..1024");
     if (lr > 0) p.lr_g = p.lr_d = lr;
+    if (strcmp(p.arch, "dcgan-vanilla") && strcmp(p.arch, "dcgan-deluxe") &&
+        strcmp(p.arch, "stylegan2"))
+        return cli_usage_error("train", "--arch must be dcgan-vanilla, dcgan-deluxe or stylegan2");
     if (p.resume && p.init_from)
         return cli_usage_error("train", "--resume and --init-from exclude each other");
     if (p.fd_n < 2 || p.fd_n > 100000) return cli_usage_error("train", "--fd-n must be 2..100000");

@@ -644,6 +644,28 @@ TEST(cliedit_bad_input_info_sample_distance) {
     CHECK(run_cases(shared_path(DCGAN), cs, sizeof cs / sizeof cs[0], &in), "see above");
 }
 
+TEST(cliedit_bad_input_train) {
+    inputs in;
+    CHECK(make_inputs(&in), "inputs");
+    const bad_case cs[] = {
+        {"train --out {O}", 2, "--data is required"},
+        {"train --data {D}", 2, "--out is required"},
+        {"train --data {D} --out {O} --kimg 0", 2, "--kimg must be in (0, 1e6]"},
+        {"train --data {D} --out {O} --batch 0", 2, "--batch must be 1..1024"},
+        {"train --data {D} --out {O} --arch stylegan3", 2, "--arch must be dcgan-vanilla"},
+        {"train --data {D} --out {O} --resume {M} --init-from {M}", 2,
+         "--resume and --init-from exclude each other"},
+        {"train --data {D} --out {O} --resume {D}/none.safetensors", 1, "none.safetensors: cannot open"},
+        {"train --data {D} --out {O} --resume {M}", 1, "not a ganedit training checkpoint"},
+        {"train --arch stylegan2 --data {D} --out {O} --init-from {M}", 1,
+         "not a ganedit training checkpoint"},
+        {"train --data {D}/none --out {O}", 1, "none: cannot open the image folder"},
+        {"train --data {D} --out {O}", 1, "text.png"},
+        {"train --fd-of {M} --data {D}/none", 1, "none: cannot open the image folder"},
+    };
+    CHECK(run_cases(shared_path(DCGAN), cs, sizeof cs / sizeof cs[0], &in), "see above");
+}
+
 /* An existing, empty output folder stays empty after bad input. */
 TEST(cliedit_bad_input_keeps_folder_empty) {
     char err[8192], args[16384];
