@@ -365,37 +365,11 @@ static int on_progress(void *user, int step, int steps, const double *terms, dou
 
 /* The mean-of-N or random start latent, as ge_edit_run makes it. */
 static ge_status start_latent(srv_t *s, float *lat, int mean, uint64_t seed) {
-    const ge_gen_info *in = ge_generator_info(s->g);
-    int N = mean ? 10 : 1;
-    ge_rng rng;
-    ge_rng_seed(&rng, seed);
-    size_t zn = (size_t)N * in->z_dim;
-    float *z = ge_alloc_floats(zn), *ws = NULL;
-    if (!z) return GE_ERR_NOMEM;
-    if (in->z_dist == GE_ZDIST_UNIFORM)
-        ge_rng_fill_uniform(&rng, z, zn, -1.f, 1.f);
-    else
-        ge_rng_fill_normal(&rng, z, zn);
-    const float *src = z;
-    size_t stride = (size_t)in->z_dim;
-    ge_status st = GE_OK;
-    if (s->space != GE_LATENT_Z) {
-        stride = (size_t)in->num_ws * in->w_dim;
-        ws = ge_alloc_floats((size_t)N * stride);
-        if (!ws) st = GE_ERR_NOMEM;
-        if (st == GE_OK) st = ge_generator_mapping(s->g, ws, z, N, NULL);
-        src = ws;
-    }
-    if (st == GE_OK)
-        for (size_t i = 0; i < s->L; i++) {
-            double acc = 0;
-            for (int k = 0; k < N; k++)
-                acc += src[k * stride + i];
-            lat[i] = (float)(acc / N);
-        }
-    free(z);
-    free(ws);
-    return st;
+    ge_edit_params p;
+    ge_edit_params_init(&p, s->g);
+    p.space = s->space;
+    p.init = mean ? GE_INIT_MEAN : GE_INIT_RANDOM;
+    return ge_edit_start_latents(s->g, &p, seed, 1, lat);
 }
 
 static srv_result *result_new(srv_t *s, const srv_job *j, int n) {

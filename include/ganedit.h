@@ -308,6 +308,11 @@ void ge_edit_params_init(ge_edit_params *p, const ge_generator *g);
  * caller refuse bad input before creating any output. */
 ge_status ge_edit_check(const ge_generator *g, const ge_vgg *vgg, const float *target,
                         const float *mask, const ge_edit_params *p);
+/* The K starting latents (K, latent_size in p->space) that ge_edit_run's K
+ * restarts begin from for this seed: p->init's mean of p->init_samples
+ * mapped samples, one random sample, or p->init_latent. */
+ge_status ge_edit_start_latents(ge_generator *g, const ge_edit_params *p, uint64_t seed, int K,
+                                float *start);
 /* target (3, R, R) in [-1, 1]; mask (R, R) in [0, 1] or NULL; vgg may be NULL
  * only if w_perceptual and w_style are 0. */
 ge_status ge_edit_run(ge_generator *g, ge_vgg *vgg, const float *target, const float *mask,

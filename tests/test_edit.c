@@ -529,6 +529,11 @@ TEST(edit_init_mean_w) {
     double d = max_abs_diff(r.start_image, want, img1);
     size_t L = r.latent_size, w_dim = (size_t)in->w_dim;
     ge_edit_result_free(&r);
+    /* ge_edit_start_latents gives the same start, and a second restart its own */
+    float starts[2 * 512];
+    ge_status st = L <= 512 ? ge_edit_start_latents(f.g, &p, 5, 2, starts) : GE_ERR_ARG;
+    double d_start = st == GE_OK ? max_abs_diff(starts, wm, L) : 1;
+    double d_second = st == GE_OK ? max_abs_diff(starts + L, wm, L) : 0;
     free(z);
     free(ws);
     free(wm);
@@ -536,6 +541,9 @@ TEST(edit_init_mean_w) {
     fixture_free(&f);
     CHECK(L == w_dim, "w latent size %zu", L);
     CHECK(d <= 1e-5, "mean-w start differs by %g", d);
+    CHECK(st == GE_OK && d_start == 0, "ge_edit_start_latents: %s, differs by %g",
+          st == GE_OK ? "ok" : ge_errmsg(), d_start);
+    CHECK(d_second > 1e-3, "the second restart starts where the first does");
 }
 
 typedef struct {

@@ -53,9 +53,8 @@ static double now(void) {
     return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-/* Fills start (K, L) with the starting latents in p->space, from seed. */
-static ge_status make_starts(ge_generator *g, const ge_edit_params *p, uint64_t seed, int K,
-                             float *start) {
+ge_status ge_edit_start_latents(ge_generator *g, const ge_edit_params *p, uint64_t seed, int K,
+                                float *start) {
     const ge_gen_info *in = ge_generator_info(g);
     size_t L = ge_generator_latent_size(g, p->space);
     if (p->init == GE_INIT_GIVEN) {
@@ -209,7 +208,8 @@ static ge_status run_batch(ge_generator *g, ge_vgg *vgg, int M, const float *tar
     for (int k = 0; k < K; k++)
         best_f[k] = INFINITY;
     for (int m = 0; m < M; m++)
-        if ((s = make_starts(g, p, seeds[m], KK, start + (size_t)m * KK * L)) != GE_OK) goto done;
+        if ((s = ge_edit_start_latents(g, p, seeds[m], KK, start + (size_t)m * KK * L)) != GE_OK)
+            goto done;
     memcpy(x, start, KL * sizeof(float));
     if ((s = ge_objective_init_many(&obj, g, vgg, M, target, mask, p, K, start)) != GE_OK)
         goto done;
