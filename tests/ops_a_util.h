@@ -7,6 +7,7 @@
 #ifndef GE_TESTS_OPS_A_UTIL_H
 #define GE_TESTS_OPS_A_UTIL_H
 
+#include "core/core.h"
 #include "ganedit.h"
 #include "harness.h"
 
@@ -27,12 +28,10 @@ static inline ge_tensors *opsa_load_vectors(void) {
 /* The tensor "<fmt...>" (printf-style name) or NULL; *numel set if not NULL. */
 __attribute__((format(printf, 3, 4))) static inline const float *
 opsa_vec(const ge_tensors *ts, size_t *numel, const char *fmt, ...) {
-    char name[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
+    const ge_tensor *t = ge_tensors_vfind(ts, fmt, ap);
     va_end(ap);
-    const ge_tensor *t = ge_tensors_find(ts, name);
     if (numel) *numel = t ? t->numel : 0;
     return t ? t->data : NULL;
 }

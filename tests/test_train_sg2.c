@@ -352,19 +352,8 @@ static void check_shipped(int *test_failed_, const shipped_sg2 *m) {
     ge_tensors *w0 = NULL;
     ge_status s = ge_train_sg2_g_init(&w0, 64, 64, 2, m->res, m->channel_base, m->channel_max, &rng);
     if (s == GE_OK) s = ge_train_generator_new(&g0, w0, "untrained");
-    char vp[4096];
-    ge_vgg *v = NULL;
-    ge_dataset ds;
-    memset(&ds, 0, sizeof ds);
-    if (s == GE_OK)
-        s = ge_vgg_find(vp, sizeof vp, shared_path("weights/vgg19_normalised_conv3_1.safetensors"));
-    if (s == GE_OK) s = ge_vgg_load(&v, vp);
-    if (s == GE_OK) s = ge_dataset_load(&ds, shared_path(m->data), m->res, 16);
     double fd = -1, fd0 = -1;
-    if (s == GE_OK) s = ge_train_fd_of(&fd, NULL, NULL, g, v, ds.img, ds.n, 16, 5);
-    if (s == GE_OK) s = ge_train_fd_of(&fd0, NULL, NULL, g0, v, ds.img, ds.n, 16, 5);
-    ge_dataset_free(&ds);
-    ge_vgg_free(v);
+    if (s == GE_OK) s = fd_trained_untrained(g, g0, m->data, m->res, &fd, &fd0);
     ge_generator_free(g);
     ge_generator_free(g0);
     CHECK(ok, "%s: not a %dx%d StyleGAN2 with z, w 64", m->path, m->res, m->res);

@@ -24,6 +24,12 @@ ge_status train_only(const ge_train_params *p);
  * Changes p->out and p->kimg. */
 ge_status learn_run(ge_train_params *p, int steps, ge_train_result *r, double *e0, double *e1);
 
+/* FD-VGG (16 vs 16 images, seed 5) of g and of g0 (the same network
+ * untrained) against the first 16 images of the shared folder `data`
+ * (relative to ../shared) at resolution res. */
+ge_status fd_trained_untrained(ge_generator *g, ge_generator *g0, const char *data, int res,
+                               double *fd, double *fd0);
+
 typedef void (*train_setup_fn)(ge_train_params *p, const char *data, const char *out, int steps);
 /* Trains 6 steps in one go into folder a, and 3 steps, then a resume for 3
  * more, into b (tweak changes settings before the resume, which the

@@ -48,5 +48,7 @@ ge_status ge_tensors_own(ge_tensors *ts, void *block);
  * gradients wanted). */
 float *ge_tensors_data_of(const ge_tensors *ts, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* The tensor named vprintf(fmt, ap) in ts, or NULL. */
+const ge_tensor *ge_tensors_vfind(const ge_tensors *ts, const char *fmt, va_list ap);
 
 #endif /* GE_CORE_H */

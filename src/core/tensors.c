@@ -91,14 +91,18 @@ const ge_tensor *ge_tensors_find(const ge_tensors *ts, const char *name) {
     return NULL;
 }
 
-float *ge_tensors_data_of(const ge_tensors *ts, const char *fmt, ...) {
+const ge_tensor *ge_tensors_vfind(const ge_tensors *ts, const char *fmt, va_list ap) {
     if (!ts) return NULL;
     char name[256];
+    vsnprintf(name, sizeof name, fmt, ap);
+    return ge_tensors_find(ts, name);
+}
+
+float *ge_tensors_data_of(const ge_tensors *ts, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
+    const ge_tensor *t = ge_tensors_vfind(ts, fmt, ap);
     va_end(ap);
-    const ge_tensor *t = ge_tensors_find(ts, name);
     return t ? t->data : NULL;
 }
 
