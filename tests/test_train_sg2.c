@@ -154,6 +154,69 @@ static void r1_check(int *test_failed_, int with_aug) {
     CHECK(unorm > 0 && best < 1e-3, "R1 weight gradient off by %.2e (relative)", best);
 }
 
+/* R1's weight gradient on a random discriminator whose activations do cross
+ * leaky-ReLU kinks along the probe, against PyTorch's double backward
+ * (tools/gen_sg2_disc_vectors.py, r1.*): with D's activation pattern frozen
+ * during the probe, the central difference is the derivative autograd takes. */
+TEST(train_sg2_r1_vs_autograd) {
+    ge_tensors *V = NULL, *w = NULL, *grads = NULL;
+    ge_disc *d = NULL;
+    ge_status s = ge_safetensors_load(&V, vector_path("sg2_disc.safetensors"));
+    if (s == GE_OK) s = ge_flat_copy(&w, V, "D.");
+    if (s == GE_OK) s = ge_flat_like(&grads, w);
+    if (s == GE_OK) s = ge_disc_create(&d, w, "sg2_disc.safetensors");
+    else ge_tensors_free(w);
+    const ge_tensor *x = s == GE_OK ? ge_tensors_find(V, "x") : NULL;
+    const ge_tensor *rv = s == GE_OK ? ge_tensors_find(V, "r1.value") : NULL;
+    if (!x || !rv) {
+        ge_disc_free(d);
+        ge_tensors_free(grads);
+        ge_tensors_free(V);
+    }
+    CHECK(x && rv, "vectors: %s", s == GE_OK ? "no x or r1.value" : ge_errmsg());
+    int n = (int)x->shape[0];
+    size_t per = x->numel / n, nw;
+    float *v = malloc(x->numel * sizeof *v), *xa = malloc(x->numel * sizeof *xa), logits[64];
+    ge_flat_data(grads, &nw);
+    double r1 = 0, err = 0, ref = 0, worst = 0;
+    const char *worst_name = "";
+    s = v && xa && n <= 32 ? ge_r1_backward(d, NULL, x->data, n, per, 1.0, grads, v, xa, logits,
+                                            &r1)
+                           : GE_ERR_NOMEM;
+    int found = 1;
+    for (int i = 0; s == GE_OK && i < ge_tensors_count(grads); i++) {
+        const ge_tensor *t = ge_tensors_at(grads, i);
+        char key[128];
+        snprintf(key, sizeof key, "r1.grad.%s", t->name);
+        const ge_tensor *r = ge_tensors_find(V, key);
+        if (!r || r->numel != t->numel) {
+            found = 0;
+            break;
+        }
+        double e = 0, m = 0;
+        for (size_t k = 0; k < t->numel; k++) {
+            e += ((double)t->data[k] - r->data[k]) * ((double)t->data[k] - r->data[k]);
+            m += (double)r->data[k] * r->data[k];
+        }
+        err += e, ref += m;
+        /* per tensor, relative to the whole gradient's rms scale */
+        if (sqrt(e / t->numel) > worst) worst = sqrt(e / t->numel), worst_name = t->name;
+    }
+    double rel = sqrt(err / (ref > 0 ? ref : 1)), rms = sqrt(ref / (double)nw);
+    double r1_ref = rv->data[0];
+    fprintf(stderr, "  R1 %.6g (autograd %.6g); weight gradient error %.2e of its norm, worst "
+            "tensor %s rms error %.2e (gradient rms %.2e)\n",
+            r1, r1_ref, rel, worst_name, worst, rms);
+    free(v), free(xa);
+    ge_disc_free(d);
+    ge_tensors_free(grads);
+    ge_tensors_free(V);
+    CHECK(s == GE_OK, "%s", ge_errmsg());
+    CHECK(found, "r1.grad.* missing from the vectors");
+    CHECK(fabs(r1 - r1_ref) <= 1e-4 * r1_ref, "r1 %.8g vs %.8g", r1, r1_ref);
+    CHECK(rel < 1e-3, "R1 weight gradient %.2e off autograd's (relative norm)", rel);
+}
+
 TEST(train_sg2_r1_gradcheck) { r1_check(test_failed_, 0); }
 TEST(train_sg2_r1_gradcheck_diffaug) { r1_check(test_failed_, 1); }
 

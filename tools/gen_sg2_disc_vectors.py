@@ -14,7 +14,10 @@ Weights randn, biases randn * 0.5 (non-zero so they are tested), x randn *
   grad.<name>   the weight gradients
 and the same for x * 400 under "big." (big.x, big.logits, big.dx,
 big.grad.<name>): there the conv_clamp (256) cuts many activations, so the
-clamp's forward and its zero gradient are tested too.
+clamp's forward and its zero gradient are tested too. And R1 at x:
+  r1.value      mean_i |grad_{x_i} sum_j D(x_j)|^2
+  r1.grad.<name> its weight gradient by double backward (autograd: the leaky
+                ReLU and clamp patterns held fixed)
 Run with /usr/bin/python3 (Debian's python3-torch) from the repository root.
 """
 import math
@@ -145,6 +148,15 @@ def main():
         out[pre + "dx"] = xs.grad
         for name, _ in shapes():
             out[pre + "grad." + name] = P[name].grad
+    # R1: d/dtheta of mean_i |grad_{x_i} sum_j D(x_j)|^2 at x, by double backward
+    xs = x.detach().requires_grad_(True)
+    g, = torch.autograd.grad(disc(P, xs).sum(), xs, create_graph=True)
+    pen = g.square().sum() / N
+    names = [name for name, _ in shapes()]
+    r1g = torch.autograd.grad(pen, [P[n] for n in names], allow_unused=True)
+    out["r1.value"] = pen.detach().reshape(1)
+    for name, t in zip(names, r1g):
+        out["r1.grad." + name] = t if t is not None else torch.zeros_like(P[name])
     path = os.path.join("tests", "vectors", "sg2_disc.safetensors")
     stvec.save(path, out, {"generator": "tools/gen_sg2_disc_vectors.py",
                            "R": R, "channel_base": BASE, "channel_max": CMAX, "n": N})

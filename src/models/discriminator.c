@@ -142,6 +142,11 @@ ge_status ge_disc_forward(ge_disc *d, float *logits, const float *x, int n) {
     return GE_OK;
 }
 
+ge_status ge_disc_freeze(ge_disc *d, int on) {
+    if (d->sg2) return ge_sg2_disc_freeze(d->sg2, on);
+    return ge_fail(GE_ERR_UNSUPPORTED, "only the StyleGAN2 discriminator can be frozen");
+}
+
 ge_status ge_disc_backward(ge_disc *d, float *dx, const ge_tensors *grads, const float *dlogits) {
     if (d->sg2) return ge_sg2_disc_backward(d->sg2, dx, grads, dlogits);
     if (!d->have_forward) return ge_fail(GE_ERR_ARG, "discriminator backward before forward");

@@ -56,6 +56,13 @@ ge_status ge_disc_forward(ge_disc *d, float *logits, const float *x, int n);
 ge_status ge_disc_backward(ge_disc *d, float *dx, const ge_tensors *grads, const float *dlogits);
 int ge_disc_resolution(const ge_disc *d);
 void ge_disc_free(ge_disc *d);
+/* on: keeps the activation pattern of the last forward (which slope of each
+ * leaky ReLU, which values the clamp cut), and until off, forward and
+ * backward run the network with that pattern: the piecewise-linear network
+ * linearised at the frozen point, what autograd's double backward
+ * differentiates (R1's weight gradient, src/train/step.c). The batch size
+ * must not change meanwhile. StyleGAN2 discriminator only. */
+ge_status ge_disc_freeze(ge_disc *d, int on);
 
 /* The StyleGAN2-ADA discriminator (src/models/sg2_disc.c; resnet, no
  * conditioning, mbstd group 4, conv_clamp 256): ge_disc_create picks it when
@@ -71,6 +78,7 @@ ge_status ge_sg2_disc_backward(ge_sg2_disc *d, float *dx, const ge_tensors *grad
                                const float *dlogits);
 int ge_sg2_disc_resolution(const ge_sg2_disc *d);
 void ge_sg2_disc_free(ge_sg2_disc *d);
+ge_status ge_sg2_disc_freeze(ge_sg2_disc *d, int on);
 /* Trainable weights of that discriminator for resolution res (a power of
  * two 8..1024), C(r) = min(channel_base / r, channel_max), in one flat block
  * (train.h's ge_flat_new), initialised as ADA does: every weight N(0, 1)

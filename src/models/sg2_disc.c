@@ -55,6 +55,9 @@ typedef struct {
     float *img, *pre_rgb, *x, *blur_s, *pre0, *a0, *blur1, *pre1, *a1;
     /* gradients (arena), shaped like the buffers they are named after */
     float *gx, *g_pre_rgb, *g_blur_s, *g_pre0, *g_a0, *g_blur1, *g_pre1;
+    /* frozen activation pattern (ge_sg2_disc_freeze): copies of pre_rgb,
+     * pre0, pre1 of the frozen forward, or NULL */
+    const float *ref_rgb, *ref0, *ref1;
 } sd_block;
 
 struct ge_sg2_disc {
@@ -74,6 +77,9 @@ struct ge_sg2_disc {
     float *x4, *mb, *prec, *ac, *prefc, *afc;
     float *g_x4, *g_mb, *g_prec, *g_ac, *g_prefc, *g_afc;
     int have_forward;
+    float *frozen;                  /* the frozen pre-activations, back to back */
+    size_t frozen_len;
+    const float *ref_c, *ref_fc;    /* frozen prec, prefc, or NULL */
 };
 
 /* ---- parameters of the ops ------------------------------------------------ */
@@ -232,6 +238,31 @@ static void sd_refresh_weights(ge_sg2_disc *d) {
     scale_copy(d->wcq, d->wc, (size_t)d->c4 * (d->c4 + 1) * 9, d->gc);
 }
 
+/* bias_act's forward, or with ref (frozen pre-activations of the same shape)
+ * the leaky ReLU and clamp linearised at ref: y = (x + b) * slope(ref + b) *
+ * gain, or the clamp value where the clamp cut ref's output. Its backward is
+ * ge_bias_act_backward given ref as the input (the derivative taken at ref). */
+static void act_fwd(float *y, const float *x, const float *b, const float *ref,
+                    const ge_bias_act_params *p) {
+    if (!ref) {
+        ge_bias_act_forward(y, x, b, p);
+        return;
+    }
+    size_t sp = p->spatial;
+    float g = p->gain, c = p->clamp;
+    for (int r = 0; r < p->n * p->c; r++) {
+        float bias = b ? p->b_gain * b[r % p->c] : 0.f;
+        size_t o = (size_t)r * sp;
+        for (size_t j = 0; j < sp; j++) {
+            float v0 = ref[o + j] + bias, k = v0 > 0.f ? 1.f : p->alpha, z0 = v0 * k * g;
+            if (c >= 0.f && !(z0 >= -c && z0 <= c))
+                y[o + j] = z0 < -c ? -c : c;
+            else
+                y[o + j] = (x[o + j] + bias) * k * g;
+        }
+    }
+}
+
 static void block_forward(ge_sg2_disc *d, sd_block *B, float *y, int n) {
     int r = B->res, h = r / 2;
     size_t plane = (size_t)r * r;
@@ -239,7 +270,7 @@ static void block_forward(ge_sg2_disc *d, sd_block *B, float *y, int n) {
         ge_conv2d_params p = blk_conv_rgb(B, n);
         ge_conv2d_forward(B->pre_rgb, B->img, B->rgb_wq, NULL, &p, d->scratch);
         ge_bias_act_params a = sd_act(n, B->tmp, plane, GE_ACT_LRELU, SQRT2, SD_CLAMP);
-        ge_bias_act_forward(B->x, B->pre_rgb, B->rgb_b, &a);
+        act_fwd(B->x, B->pre_rgb, B->rgb_b, B->ref_rgb, &a);
     }
     /* skip: FIR down 2, then 1x1 (gain sqrt .5 inside wsq) straight into y */
     ge_upfirdn2d_params fs = sd_fir(n, B->tmp, r, 1, 2);
@@ -250,7 +281,7 @@ static void block_forward(ge_sg2_disc *d, sd_block *B, float *y, int n) {
     ge_conv2d_params p0 = blk_conv0(B, n);
     ge_conv2d_forward(B->pre0, B->x, B->w0q, NULL, &p0, d->scratch);
     ge_bias_act_params a0 = sd_act(n, B->tmp, plane, GE_ACT_LRELU, SQRT2, SD_CLAMP);
-    ge_bias_act_forward(B->a0, B->pre0, B->b0, &a0);
+    act_fwd(B->a0, B->pre0, B->b0, B->ref0, &a0);
     /* conv1: FIR pad 2, 3x3 stride 2 */
     ge_upfirdn2d_params f1 = sd_fir(n, B->tmp, r, 2, 1);
     ge_upfirdn2d_forward(B->blur1, B->a0, d->filter, &f1);
@@ -258,7 +289,7 @@ static void block_forward(ge_sg2_disc *d, sd_block *B, float *y, int n) {
     ge_conv2d_forward(B->pre1, B->blur1, B->w1q, NULL, &p1, d->scratch);
     ge_bias_act_params a1 =
         sd_act(n, B->out, (size_t)h * h, GE_ACT_LRELU, SQRT2 * SQRTH, SD_CLAMP * SQRTH);
-    ge_bias_act_forward(B->a1, B->pre1, B->b1, &a1);
+    act_fwd(B->a1, B->pre1, B->b1, B->ref1, &a1);
     size_t cnt = (size_t)n * B->out * h * h;
     for (size_t i = 0; i < cnt; i++)
         y[i] += B->a1[i];
@@ -280,6 +311,9 @@ ge_status ge_sg2_disc_forward(ge_sg2_disc *d, float *logits, const float *x, int
                        "the StyleGAN2 discriminator's minibatch-stddev layer needs a batch "
                        "below %d or a multiple of %d (got %d)",
                        SD_MBSTD_GROUP, SD_MBSTD_GROUP, n);
+    if (d->ref_fc && n != d->n)
+        return ge_fail(GE_ERR_ARG, "a frozen discriminator keeps its batch size (%d, got %d)",
+                       d->n, n);
     ge_status s = sd_plan(d, n);
     if (s != GE_OK) return s;
     sd_refresh_weights(d);
@@ -294,14 +328,53 @@ ge_status ge_sg2_disc_forward(ge_sg2_disc *d, float *logits, const float *x, int
     ge_conv2d_params pc = epi_conv(d, n);
     ge_conv2d_forward(d->prec, d->mb, d->wcq, NULL, &pc, d->scratch);
     ge_bias_act_params ac = sd_act(n, c4, 16, GE_ACT_LRELU, SQRT2, SD_CLAMP);
-    ge_bias_act_forward(d->ac, d->prec, d->bc, &ac);
+    act_fwd(d->ac, d->prec, d->bc, d->ref_c, &ac);
     ge_linear_params pf = fc_params(d, n);
     ge_linear_forward(d->prefc, d->ac, d->wfc, NULL, &pf);
     ge_bias_act_params af = sd_act(n, c4, 1, GE_ACT_LRELU, SQRT2, -1.f);
-    ge_bias_act_forward(d->afc, d->prefc, d->bfc, &af);
+    act_fwd(d->afc, d->prefc, d->bfc, d->ref_fc, &af);
     ge_linear_params po = out_params(d, n);
     ge_linear_forward(logits, d->afc, d->wout, d->bout, &po);
     d->have_forward = 1;
+    return GE_OK;
+}
+
+ge_status ge_sg2_disc_freeze(ge_sg2_disc *d, int on) {
+    for (int b = 0; b < d->n_blocks; b++)
+        d->blk[b].ref_rgb = d->blk[b].ref0 = d->blk[b].ref1 = NULL;
+    d->ref_c = d->ref_fc = NULL;
+    if (!on) return GE_OK;
+    if (!d->have_forward) return ge_fail(GE_ERR_ARG, "discriminator freeze before a forward");
+    /* what to keep: (source, count, where the reference pointer goes) */
+    size_t N = (size_t)d->n, c4 = (size_t)d->c4, total = 0;
+    const float *src[3 * SD_MAX_BLOCKS + 2];
+    const float **dst[3 * SD_MAX_BLOCKS + 2];
+    size_t cnt[3 * SD_MAX_BLOCKS + 2];
+    int k = 0;
+    for (int b = 0; b < d->n_blocks; b++) {
+        sd_block *B = &d->blk[b];
+        size_t r = (size_t)B->res, full = N * B->tmp * r * r,
+               half_o = N * B->out * (r / 2) * (r / 2);
+        if (B->has_rgb) src[k] = B->pre_rgb, dst[k] = &B->ref_rgb, cnt[k++] = full;
+        src[k] = B->pre0, dst[k] = &B->ref0, cnt[k++] = full;
+        src[k] = B->pre1, dst[k] = &B->ref1, cnt[k++] = half_o;
+    }
+    src[k] = d->prec, dst[k] = &d->ref_c, cnt[k++] = N * c4 * 16;
+    src[k] = d->prefc, dst[k] = &d->ref_fc, cnt[k++] = N * c4;
+    for (int i = 0; i < k; i++) total += cnt[i];
+    if (total > d->frozen_len) {
+        free(d->frozen);
+        d->frozen_len = 0;
+        if (!(d->frozen = ge_alloc_floats(total)))
+            return ge_fail(GE_ERR_NOMEM, "out of memory for the frozen discriminator");
+        d->frozen_len = total;
+    }
+    float *at = d->frozen;
+    for (int i = 0; i < k; i++) {
+        memcpy(at, src[i], cnt[i] * sizeof(float));
+        *dst[i] = at;
+        at += cnt[i];
+    }
     return GE_OK;
 }
 
@@ -343,7 +416,8 @@ static void block_backward(ge_sg2_disc *d, sd_block *B, float *dx, const ge_tens
     zero(B->g_pre1, half_o);
     ge_bias_act_params a1 =
         sd_act(n, B->out, (size_t)h * h, GE_ACT_LRELU, SQRT2 * SQRTH, SD_CLAMP * SQRTH);
-    ge_bias_act_backward(B->g_pre1, ge_tensors_data_of(grads, "b%d.conv1.bias", r), gy, B->pre1,
+    ge_bias_act_backward(B->g_pre1, ge_tensors_data_of(grads, "b%d.conv1.bias", r), gy,
+                         B->ref1 ? B->ref1 : B->pre1,
                          B->b1, &a1);
     zero(B->g_blur1, blur);
     ge_conv2d_params p1 = blk_conv1(B, n);
@@ -355,14 +429,14 @@ static void block_backward(ge_sg2_disc *d, sd_block *B, float *dx, const ge_tens
     zero(B->g_pre0, full);
     ge_bias_act_params a0 = sd_act(n, B->tmp, plane, GE_ACT_LRELU, SQRT2, SD_CLAMP);
     ge_bias_act_backward(B->g_pre0, ge_tensors_data_of(grads, "b%d.conv0.bias", r), B->g_a0,
-                         B->pre0, B->b0, &a0);
+                         B->ref0 ? B->ref0 : B->pre0, B->b0, &a0);
     ge_conv2d_params p0 = blk_conv0(B, n);
     conv_back(d, B->gx, grads, r, "conv0.weight", B->g0, B->g_pre0, B->x, B->w0q, &p0);
     if (B->has_rgb) {
         zero(B->g_pre_rgb, full);
         ge_bias_act_params ar = sd_act(n, B->tmp, plane, GE_ACT_LRELU, SQRT2, SD_CLAMP);
         ge_bias_act_backward(B->g_pre_rgb, ge_tensors_data_of(grads, "b%d.fromrgb.bias", r), B->gx,
-                             B->pre_rgb, B->rgb_b, &ar);
+                             B->ref_rgb ? B->ref_rgb : B->pre_rgb, B->rgb_b, &ar);
         ge_conv2d_params pr = blk_conv_rgb(B, n);
         conv_back(d, dx, grads, r, "fromrgb.weight", B->g_rgb, B->g_pre_rgb, B->img, B->rgb_wq,
                   &pr);
@@ -396,8 +470,8 @@ ge_status ge_sg2_disc_backward(ge_sg2_disc *d, float *dx, const ge_tensors *grad
                        ge_tensors_data_of(grads, "b4.out.bias"), dlogits, d->afc, d->wout, &po);
     zero(d->g_prefc, N * c4);
     ge_bias_act_params af = sd_act(n, c4, 1, GE_ACT_LRELU, SQRT2, -1.f);
-    ge_bias_act_backward(d->g_prefc, ge_tensors_data_of(grads, "b4.fc.bias"), d->g_afc, d->prefc,
-                         d->bfc, &af);
+    ge_bias_act_backward(d->g_prefc, ge_tensors_data_of(grads, "b4.fc.bias"), d->g_afc,
+                         d->ref_fc ? d->ref_fc : d->prefc, d->bfc, &af);
     zero(d->g_ac, N * c4 * 16);
     ge_linear_params pf = fc_params(d, n);
     ge_linear_backward(d->g_ac, ge_tensors_data_of(grads, "b4.fc.weight"), NULL, d->g_prefc, d->ac,
@@ -405,8 +479,8 @@ ge_status ge_sg2_disc_backward(ge_sg2_disc *d, float *dx, const ge_tensors *grad
     /* conv, mbstd */
     zero(d->g_prec, N * c4 * 16);
     ge_bias_act_params ac = sd_act(n, c4, 16, GE_ACT_LRELU, SQRT2, SD_CLAMP);
-    ge_bias_act_backward(d->g_prec, ge_tensors_data_of(grads, "b4.conv.bias"), d->g_ac, d->prec,
-                         d->bc, &ac);
+    ge_bias_act_backward(d->g_prec, ge_tensors_data_of(grads, "b4.conv.bias"), d->g_ac,
+                         d->ref_c ? d->ref_c : d->prec, d->bc, &ac);
     zero(d->g_mb, N * (c4 + 1) * 16);
     ge_conv2d_params pc = epi_conv(d, n);
     conv_back(d, d->g_mb, grads, 4, "conv.weight", d->gc, d->g_prec, d->mb, d->wcq, &pc);
@@ -428,6 +502,7 @@ void ge_sg2_disc_free(ge_sg2_disc *d) {
     free(d->arena);
     free(d->wq_block);
     free(d->dw_tmp);
+    free(d->frozen);
     ge_tensors_free(d->w);
     free(d);
 }

@@ -155,17 +155,20 @@ ge_status ge_r1_backward(ge_disc *D, ge_diffaug *aug, const float *x, int n, siz
     double rms = sqrt(sq / len);
     if (!grads || !(rms > 0) || !isfinite(rms)) return GE_OK; /* flat D: nothing to add */
     double h = R1_PROBE / rms;
-    /* d/dtheta weight * sum_i |v_i|^2 / n = (2 weight / n) (d/dx grad_theta sum D) v */
+    /* d/dtheta weight * sum_i |v_i|^2 / n = (2 weight / n) (d/dx grad_theta sum D) v,
+     * on D linearised at x (its activation pattern frozen) */
     float c = (float)(2 * weight / n / (2 * h));
-    for (int side = 0; side < 2; side++) {
+    if ((s = ge_disc_freeze(D, 1))) return s;
+    for (int side = 0; side < 2 && s == GE_OK; side++) {
         float sgn = side ? -1.f : 1.f;
         for (size_t k = 0; k < len; k++) xa[k] = x[k] + (float)(sgn * h) * v[k];
         if (aug) ge_diffaug_forward(aug, xa);
-        if ((s = ge_disc_forward(D, logits, xa, n))) return s;
+        if ((s = ge_disc_forward(D, logits, xa, n))) break;
         for (int i = 0; i < n; i++) dlogits[i] = sgn * c;
-        if ((s = ge_disc_backward(D, NULL, grads, dlogits))) return s;
+        s = ge_disc_backward(D, NULL, grads, dlogits);
     }
-    return GE_OK;
+    ge_disc_freeze(D, 0);
+    return s;
 }
 
 static ge_status d_step_dcgan(trainer *T, double *terms) {
