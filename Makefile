@@ -52,6 +52,10 @@ $(BUILD)/ganedit: $(CLI_OBJ) $(BUILD)/libganedit.a
 $(BUILD)/run_tests: $(TEST_OBJ) $(BUILD)/libganedit.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/tools/%: tools/%.c $(BUILD)/libganedit.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libganedit.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
