@@ -1,6 +1,7 @@
 /* test_io_util.h - helpers shared by the tests/test_io_*.c files: write and
  * read whole files in a temporary folder, and compare two tensor sets bit
- * for bit (names, order, shapes and every float's bits). */
+ * for bit (names, order, shapes and every float's bits; test_train.c uses
+ * that for checkpoints). */
 #ifndef GE_TEST_IO_UTIL_H
 #define GE_TEST_IO_UTIL_H
 

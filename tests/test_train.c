@@ -8,6 +8,7 @@
 #include "ganedit.h"
 #include "harness.h"
 #include "io/io.h"
+#include "test_io_util.h"
 #include "train/train.h"
 #include "train_util.h"
 
@@ -483,6 +484,13 @@ double palette_error(const char *genpath) {
     return err;
 }
 
+ge_tensors *load_ckpt(const char *dir) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
+    ge_tensors *t = NULL;
+    return ge_tensors_load(&t, path) == GE_OK ? t : NULL;
+}
+
 ge_status train_only(const ge_train_params *p) {
     ge_train_result r;
     ge_status s = ge_train_run(p, &r);
@@ -580,20 +588,12 @@ TEST(train_resume_same_losses) {
     CHECK(r >= 0, "%s", ge_errmsg());
     CHECK(r == 1, "a resumed run must give the same losses as an uninterrupted one");
     /* and the same weights at the end */
-    char pa[4200], ck[4200];
-    snprintf(pa, sizeof pa, "%s/checkpoint.safetensors", a);
-    snprintf(ck, sizeof ck, "%s/checkpoint.safetensors", b);
-    ge_tensors *ta = NULL, *tb = NULL;
-    CHECK(ge_tensors_load(&ta, pa) == GE_OK, "%s", ge_errmsg());
-    ge_status s = ge_tensors_load(&tb, ck);
-    int diff = s != GE_OK || ge_tensors_count(ta) != ge_tensors_count(tb);
-    for (int i = 0; !diff && i < ge_tensors_count(ta); i++) {
-        const ge_tensor *x = ge_tensors_at(ta, i), *y = ge_tensors_find(tb, x->name);
-        diff = !y || y->numel != x->numel || memcmp(x->data, y->data, x->numel * 4) != 0;
-    }
+    ge_tensors *ta = load_ckpt(a), *tb = load_ckpt(b);
+    char why[256] = "a checkpoint does not load";
+    int same = ta && tb && io_same_tensors(ta, tb, why, sizeof why);
     ge_tensors_free(ta);
     ge_tensors_free(tb);
-    CHECK(!diff, "final checkpoints differ");
+    CHECK(same, "final checkpoints differ: %s", why);
 }
 
 TEST(train_bad_arguments) {
@@ -688,9 +688,8 @@ TEST(train_stop_fd_deluxe) {
     f = fopen(path, "rb");
     CHECK(f, "no sample grid at the stop");
     fclose(f);
-    snprintf(path, sizeof path, "%s/checkpoint.safetensors", out);
-    ge_tensors *ck = NULL;
-    CHECK(ge_tensors_load(&ck, path) == GE_OK, "%s", ge_errmsg());
+    ge_tensors *ck = load_ckpt(out);
+    CHECK(ck, "%s", ge_errmsg());
     const char *m = ge_tensors_metadata(ck);
     int ok = m && strstr(m, "\"step\":\"2\"") && strstr(m, "\"arch\":\"dcgan-deluxe\"") &&
              ge_tensors_find(ck, "G.up_conv3.1.bias") && ge_tensors_find(ck, "opt_D.v.conv3.0.weight");

@@ -275,13 +275,6 @@ TEST(train_sg2_bad_batch) {
 /* init_from: a 16x16 run grown to 32x32. Every tensor of the new G, G_ema
  * and D that the 16x16 checkpoint has (same name) is taken over bit for bit;
  * the others are the fresh initialisation of the same seed. */
-static ge_tensors *load_ckpt(const char *dir) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
-    ge_tensors *t = NULL;
-    return ge_tensors_load(&t, path) == GE_OK ? t : NULL;
-}
-
 /* 1 if every tensor of `grown` equals the one of the same name in `small`
  * if that has it, else the one in `fresh`; *taken counts the former among
  * the G., G_ema. and D. weights. */

@@ -16,6 +16,8 @@ double palette_error(const char *genpath);
  * 16x16, z 8, seed 42, no grids or intermediate checkpoints. */
 void tiny_params(ge_train_params *p, const char *data, const char *out, int steps);
 
+/* DIR/checkpoint.safetensors loaded, or NULL (ge_errmsg says why). */
+ge_tensors *load_ckpt(const char *dir);
 /* ge_train_run without the result. */
 ge_status train_only(const ge_train_params *p);
 /* Trains p for one step into a new temporary folder (the starting point),

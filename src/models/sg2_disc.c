@@ -417,8 +417,7 @@ static void block_backward(ge_sg2_disc *d, sd_block *B, float *dx, const ge_tens
     ge_bias_act_params a1 =
         sd_act(n, B->out, (size_t)h * h, GE_ACT_LRELU, SQRT2 * SQRTH, SD_CLAMP * SQRTH);
     ge_bias_act_backward(B->g_pre1, ge_tensors_data_of(grads, "b%d.conv1.bias", r), gy,
-                         B->ref1 ? B->ref1 : B->pre1,
-                         B->b1, &a1);
+                         B->ref1 ? B->ref1 : B->pre1, B->b1, &a1);
     zero(B->g_blur1, blur);
     ge_conv2d_params p1 = blk_conv1(B, n);
     conv_back(d, B->g_blur1, grads, r, "conv1.weight", B->g1, B->g_pre1, B->blur1, B->w1q, &p1);
